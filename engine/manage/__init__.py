@@ -1,0 +1,1 @@
+"""Managing the configuration: the versioned store and reading/writing config files."""
