@@ -1,0 +1,106 @@
+"""Serialisation of HTTP/1.1 heads, chunks and the proxy's own small responses.
+
+Callers pass names and values that are already valid (parsed by the codec or checked by
+the configuration model): nothing here re-validates them, to keep the hot path lean.
+
+HOP_BY_HOP follows RFC 9110 section 7.6.1 (Connection, Proxy-Connection, Keep-Alive, TE,
+Transfer-Encoding, Upgrade) plus Trailer, because the proxy re-frames bodies without
+trailers. Proxy-Authenticate and Proxy-Authorization are not in it: RFC 9110 no longer
+treats them as hop-by-hop, and a reverse proxy that does no proxy authentication has no
+reason to consume them. Upgrade is hop-by-hop too: the proxy re-adds ``Connection:
+upgrade`` and ``Upgrade`` itself when it forwards an upgrade request or a 101 response.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+HOP_BY_HOP: frozenset[bytes] = frozenset(
+    (
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    )
+)
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+_NO_TOKENS: frozenset[bytes] = frozenset()
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
+def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Lowercased option names listed in Connection headers: they are hop-by-hop as well."""
+    tokens: set[bytes] | None = None
+    for name, value in headers:
+        if len(name) == 10 and name.lower() == b"connection":
+            if tokens is None:
+                tokens = set()
+            for token in value.split(b","):
+                token = token.strip(b" \t").lower()
+                if token:
+                    tokens.add(token)
+    return _NO_TOKENS if tokens is None else frozenset(tokens)
+
+
+def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A copy of ``headers`` without the hop-by-hop ones, named by Connection included."""
+    drop = HOP_BY_HOP | connection_tokens(headers)
+    return [(name, value) for name, value in headers if name.lower() not in drop]
+
+
+def _head(first_line: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    parts = [first_line]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def request_head_bytes(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """``METHOD target HTTP/1.1``, the headers in order, and the blank line."""
+    return _head(b"%s %s HTTP/1.1\r\n" % (method, target), headers)
+
+
+def response_head_bytes(status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """``HTTP/1.1 status reason``, the headers in order, and the blank line."""
+    return _head(b"HTTP/1.1 %d %s\r\n" % (status, reason), headers)
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` as one chunk. Empty data is refused: an empty chunk would end the body."""
+    if not data:
+        raise ValueError("an empty chunk is the last chunk; send LAST_CHUNK instead")
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def reason_phrase(status: int) -> bytes:
+    """The standard reason phrase of ``status``; empty for codes without one."""
+    return _REASONS.get(status, b"")
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    close: bool = True,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> bytes:
+    """A complete small text/plain response of the proxy's own; the body ends with a newline."""
+    body = message.encode("utf-8")
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    headers = [
+        (b"Content-Type", b"text/plain; charset=utf-8"),
+        (b"Content-Length", b"%d" % len(body)),
+        (b"Cache-Control", b"no-store"),
+    ]
+    if close:
+        headers.append((b"Connection", b"close"))
+    if extra_headers:
+        headers += extra_headers
+    return response_head_bytes(status, reason_phrase(status), headers) + body
