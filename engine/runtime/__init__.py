@@ -1,0 +1,1 @@
+"""Engine processes: the supervisor, its workers and what they share."""

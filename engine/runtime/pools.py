@@ -1,0 +1,138 @@
+"""Real servers and pools as a worker sees them: the model plus live health and counters.
+
+Choosing a server is: filter the servers that may take a new connection, honour persistence,
+otherwise ask the scheduler. The decisions themselves are the pure functions in
+``passerelle.engine.balance``; this module only feeds them live state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from passerelle.engine.balance.persistence import cookie_token, source_key
+from passerelle.engine.balance.scheduling import make_scheduler
+from passerelle.engine.model.config import Pool, RealServer
+from passerelle.engine.stats.counters import ACTIVE, HEALTH_UP, WIDTH, CounterTable
+
+
+def pool_id(vs_name: str, subvs_name: str | None = None) -> str:
+    """Identity of a pool in persistence, health and statistics: 'VS' or 'VS/SubVS'."""
+    return f"{vs_name}/{subvs_name}" if subvs_name else vs_name
+
+
+def server_slot_key(pool: str, server_key: str) -> str:
+    return f"srv:{pool}|{server_key}"
+
+
+def health_target_id(pool: str, server_key: str) -> str:
+    return f"{pool}|{server_key}"
+
+
+class PersistenceAuthority(Protocol):
+    """Where persistence decisions live so that they hold across workers and reloads."""
+
+    def persist(self, pool: str, key: str, candidate: str, timeout: float) -> str: ...
+
+    def learn(self, pool: str, key: str, server: str, timeout: float) -> None: ...
+
+
+class ServerRuntime:
+    __slots__ = (
+        "address",
+        "key",
+        "max_connections",
+        "model",
+        "port",
+        "slot",
+        "state",
+        "table",
+        "token",
+        "weight",
+    )
+
+    def __init__(self, model: RealServer, slot: int, table: CounterTable) -> None:
+        self.model = model
+        self.address = model.address
+        self.port = model.port
+        self.key = model.key
+        self.weight = model.weight
+        self.max_connections = model.max_connections
+        self.state = model.state
+        self.slot = slot
+        self.table = table
+        self.token = cookie_token(self.key)
+
+    @property
+    def active(self) -> int:
+        return self.table.value(self.slot, ACTIVE)
+
+    @property
+    def healthy(self) -> bool:
+        return self.table.health[self.slot] == HEALTH_UP
+
+    def usable(self) -> bool:
+        """May take a new connection now: enabled, healthy and under its connection limit."""
+        if self.state != "enabled" or self.table.health[self.slot] != HEALTH_UP:
+            return False
+        limit = self.max_connections
+        return not (limit and self.table.value(self.slot, ACTIVE) >= limit)
+
+
+class PoolRuntime:
+    def __init__(
+        self,
+        ident: str,
+        model: Pool,
+        slots: Callable[[str], int],
+        table: CounterTable,
+        authority: PersistenceAuthority,
+    ) -> None:
+        self.id = ident
+        self.model = model
+        self.persistence = model.persistence
+        self.servers = [
+            ServerRuntime(s, slots(server_slot_key(ident, s.key)), table)
+            for s in model.real_servers
+        ]
+        self.by_key = {s.key: s for s in self.servers}
+        self.by_token = {s.token: s for s in self.servers}
+        self.scheduler = make_scheduler(model.scheduling)
+        self.authority = authority
+
+    def available(self) -> list[ServerRuntime]:
+        return [s for s in self.servers if s.usable()]
+
+    def schedule(
+        self, client_ip: str, exclude: Sequence[ServerRuntime] = ()
+    ) -> ServerRuntime | None:
+        candidates = self.available()
+        if exclude:
+            candidates = [s for s in candidates if s not in exclude]
+        return self.scheduler.pick(candidates, client_ip)  # type: ignore[return-value]
+
+    def choose(
+        self,
+        client_ip: str,
+        persist_key: str | None = None,
+        exclude: Sequence[ServerRuntime] = (),
+    ) -> ServerRuntime | None:
+        """A server for a new connection or request, honouring persistence when a key is given."""
+        candidate = self.schedule(client_ip, exclude)
+        if candidate is None or persist_key is None:
+            return candidate
+        held = self.authority.persist(self.id, persist_key, candidate.key, self.persistence.timeout)
+        server = self.by_key.get(held)
+        # The authority checks health itself; a limit or exclusion is the worker's to judge.
+        if server is None or server in exclude or not server.usable():
+            return candidate
+        return server
+
+    def source_persist_key(self, client_ip: str) -> str | None:
+        if self.persistence.mode != "source_ip":
+            return None
+        p = self.persistence
+        return "ip:" + source_key(client_ip, p.ipv4_prefix, p.ipv6_prefix)
+
+    def counter_index(self, server: ServerRuntime, counter: int) -> int:
+        return server.slot * WIDTH + counter

@@ -1,0 +1,109 @@
+"""A configuration snapshot turned into what a worker's connection handlers need."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from passerelle.engine.http.rules import ContentSwitch
+from passerelle.engine.model.config import Config, Pool, TLSReencrypt, VirtualService
+from passerelle.engine.runtime.pools import (
+    PersistenceAuthority,
+    PoolRuntime,
+    pool_id,
+    server_slot_key,
+)
+from passerelle.engine.stats.counters import CounterTable
+from passerelle.engine.tls.contexts import client_context, server_context
+
+ListenerKey = tuple[str, int, str]  # (address, port, protocol)
+
+
+def vs_slot_key(vs_name: str) -> str:
+    return f"vs:{vs_name}"
+
+
+def subvs_slot_key(pool: str) -> str:
+    return f"subvs:{pool}"
+
+
+@dataclass(eq=False)
+class PoolRoute:
+    """A pool plus what the proxy does on its way there (re-encryption)."""
+
+    pool: PoolRuntime
+    name: str | None  # SubVS name, None for the service's own pool
+    slot: int  # statistics slot of the SubVS (or of the service)
+    tls_client: ssl.SSLContext | None
+    reencrypt: TLSReencrypt | None
+
+
+@dataclass(eq=False)
+class ServiceRuntime:
+    model: VirtualService
+    slot: int
+    tls_server: ssl.SSLContext | None
+    routes: dict[str | None, PoolRoute] = field(default_factory=dict)
+    switch: ContentSwitch | None = None
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def default_route(self) -> PoolRoute:
+        return self.routes[None]
+
+
+def build_services(
+    config: Config,
+    slots: Callable[[str], int],
+    table: CounterTable,
+    authority: PersistenceAuthority,
+) -> dict[ListenerKey, ServiceRuntime]:
+    certificates = {c.name: c for c in config.certificates}
+    listeners: dict[ListenerKey, ServiceRuntime] = {}
+
+    def route(vs: VirtualService, model: Pool, subvs: str | None) -> PoolRoute:
+        ident = pool_id(vs.name, subvs)
+        reencrypt = model.reencrypt if model.reencrypt and model.reencrypt.enabled else None
+        return PoolRoute(
+            pool=PoolRuntime(ident, model, slots, table, authority),
+            name=subvs,
+            slot=slots(subvs_slot_key(ident)) if subvs else slots(vs_slot_key(vs.name)),
+            tls_client=client_context(reencrypt, certificates) if reencrypt else None,
+            reencrypt=reencrypt,
+        )
+
+    for vs in config.virtual_services:
+        if not vs.enabled:
+            continue
+        service = ServiceRuntime(
+            model=vs,
+            slot=slots(vs_slot_key(vs.name)),
+            tls_server=server_context(vs.tls, certificates) if vs.tls else None,
+        )
+        service.routes[None] = route(vs, vs, None)
+        if vs.subvs:
+            service.switch = ContentSwitch(vs)
+            for sub in vs.subvs:
+                service.routes[sub.name] = route(vs, sub, sub.name)
+        for port in vs.ports:
+            listeners[(vs.address, port, vs.protocol)] = service
+    return listeners
+
+
+def slot_keys(config: Config) -> list[str]:
+    """Every statistics slot a configuration needs, in a stable order."""
+    keys: list[str] = []
+    for vs in config.virtual_services:
+        keys.append(vs_slot_key(vs.name))
+        for server in vs.real_servers:
+            keys.append(server_slot_key(pool_id(vs.name), server.key))
+        for sub in vs.subvs:
+            ident = pool_id(vs.name, sub.name)
+            keys.append(subvs_slot_key(ident))
+            for server in sub.real_servers:
+                keys.append(server_slot_key(ident, server.key))
+    return keys

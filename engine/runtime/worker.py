@@ -1,0 +1,227 @@
+"""A worker process: listeners, connection handlers, and the config snapshots it is sent.
+
+Run by the supervisor as ``python -m passerelle.engine.runtime.worker``. A snapshot swaps the
+services that new connections and new requests see; connections already established keep the
+objects they started with, so nothing established is dropped by a reload.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.server import StreamServer  # noqa: E402
+
+from passerelle.engine.http.proxy import handle_http  # noqa: E402
+from passerelle.engine.http.upstream import IdlePool  # noqa: E402
+from passerelle.engine.listen.sockets import tcp_listener, udp_listener  # noqa: E402
+from passerelle.engine.model.config import Config  # noqa: E402
+from passerelle.engine.relay.udp import UdpService  # noqa: E402
+from passerelle.engine.runtime.context import WorkerContext  # noqa: E402
+from passerelle.engine.runtime.control import Channel, Message  # noqa: E402
+from passerelle.engine.runtime.l4 import handle_tcp  # noqa: E402
+from passerelle.engine.runtime.services import (  # noqa: E402
+    ListenerKey,
+    ServiceRuntime,
+    build_services,
+)
+from passerelle.engine.stats.counters import TOTAL, WIDTH, CounterTable  # noqa: E402
+
+log = logging.getLogger("passerelle.worker")
+
+
+class AuthorityClient:
+    """Persistence decisions are the supervisor's: it sees every worker's clients."""
+
+    def __init__(self) -> None:
+        self.channel: Channel | None = None
+
+    def persist(self, pool: str, key: str, candidate: str, timeout: float) -> str:
+        assert self.channel is not None
+        try:
+            reply = self.channel.request(
+                {"type": "persist", "pool": pool, "key": key, "server": candidate, "ttl": timeout},
+                timeout=2.0,
+            )
+        except (ConnectionError, gevent.Timeout):
+            return candidate
+        return reply.get("server") or candidate
+
+    def learn(self, pool: str, key: str, server: str, timeout: float) -> None:
+        if self.channel is not None:
+            self.channel.send(
+                {"type": "learn", "pool": pool, "key": key, "server": server, "ttl": timeout}
+            )
+
+
+class Worker:
+    def __init__(self, index: int, table: CounterTable) -> None:
+        self.ctx = WorkerContext(index=index, table=table, row=table.row(index))
+        self.idle = IdlePool()
+        self.authority = AuthorityClient()
+        self.services: dict[ListenerKey, ServiceRuntime] = {}
+        self.tcp_servers: dict[ListenerKey, StreamServer] = {}
+        self.udp_services: dict[ListenerKey, UdpService] = {}
+        self.slots: dict[str, int] = {}
+        self.version = 0
+
+    # -- control messages ----------------------------------------------------------------
+
+    def handle(self, message: Message) -> Message | None:
+        kind = message.get("type")
+        if kind == "config":
+            return self.apply(message)
+        if kind == "ping":
+            return {"version": self.version, "pid": os.getpid()}
+        if kind == "stop":
+            gevent.spawn(self.stop)
+            return {}
+        return {"error": f"unknown message {kind!r}"}
+
+    def apply(self, message: Message) -> Message:
+        config = Config.model_validate(message["config"])
+        self.slots = message["slots"]
+        try:
+            services = build_services(
+                config, self.slots.__getitem__, self.ctx.table, self.authority
+            )
+        except Exception as exc:  # a snapshot we cannot build leaves the running one in place
+            log.exception("configuration version %s not applied", message["version"])
+            return {"version": self.version, "errors": [f"not applied: {exc}"]}
+        self.services = services
+        errors = self._reconcile_listeners()
+        self.version = message["version"]
+        return {"version": self.version, "errors": errors}
+
+    def _reconcile_listeners(self) -> list[str]:
+        errors: list[str] = []
+        wanted = set(self.services)
+        for key in [k for k in self.tcp_servers if k not in wanted]:
+            # close() stops accepting but leaves established connections running
+            self.tcp_servers.pop(key).close()
+        for key in [k for k in self.udp_services if k not in wanted]:
+            self.udp_services.pop(key).stop()
+        for key, service in self.services.items():
+            address, port, protocol = key
+            try:
+                if protocol == "tcp" and key not in self.tcp_servers:
+                    server = StreamServer(tcp_listener(address, port), self._tcp_handler(key))
+                    server.start()
+                    self.tcp_servers[key] = server
+                elif protocol == "udp":
+                    self._reconcile_udp(key, service)
+            except OSError as exc:
+                errors.append(
+                    f"{service.name}: cannot listen on {address}:{port}/{protocol}: {exc}"
+                )
+        return errors
+
+    def _reconcile_udp(self, key: ListenerKey, service: ServiceRuntime) -> None:
+        existing = self.udp_services.get(key)
+        choose = self._udp_chooser(key)
+        if existing is not None:
+            existing.set_idle_timeout(service.model.idle_timeout)
+            existing.set_chooser(choose)
+            return
+        address, port, _ = key
+        udp = UdpService(
+            udp_listener(address, port),
+            choose,
+            service.model.idle_timeout,
+            on_session=self._udp_session_counter(key),
+        )
+        udp.start()
+        self.udp_services[key] = udp
+
+    def _udp_chooser(self, key: ListenerKey):
+        def choose(client_ip: str) -> tuple[str, int] | None:
+            service = self.services.get(key)
+            if service is None:
+                return None
+            pool = service.default_route.pool
+            server = pool.choose(client_ip, pool.source_persist_key(client_ip))
+            return None if server is None else (server.address, server.port)
+
+        return choose
+
+    def _udp_session_counter(self, key: ListenerKey):
+        def opened(client: str, server: tuple[str, int]) -> None:
+            service = self.services.get(key)
+            if service is not None:
+                self.ctx.row[service.slot * WIDTH + TOTAL] += 1
+
+        return opened
+
+    def _tcp_handler(self, key: ListenerKey):
+        def handle(sock: socket.socket, peer: tuple) -> None:
+            service = self.services.get(key)
+            if service is None:
+                sock.close()
+                return
+            if service.model.mode == "http":
+                handle_http(
+                    self.ctx, self.idle, service, sock, peer, lambda: self.services.get(key)
+                )
+            else:
+                handle_tcp(self.ctx, service, sock, peer)
+
+        return handle
+
+    def stop(self) -> None:
+        for server in self.tcp_servers.values():
+            server.close()
+        for udp in self.udp_services.values():
+            udp.stop()
+        self.idle.close_all()
+        os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Passerelle engine worker (started by the engine)")
+    parser.add_argument("--fd", type=int, required=True, help="control socket file descriptor")
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--counters", type=Path, required=True)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format=f"%(asctime)s worker-{args.index} %(levelname)s %(name)s: %(message)s",
+    )
+    # The supervisor owns shutdown; Ctrl-C in a terminal reaches the whole process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    table = CounterTable(args.counters, args.workers)
+    worker = Worker(args.index, table)
+    sock = socket.socket(fileno=args.fd)
+    channel = Channel(sock, worker.handle)
+    worker.authority.channel = channel
+
+    def sweep() -> None:
+        while True:
+            gevent.sleep(5)
+            worker.idle.sweep()
+
+    gevent.spawn(sweep)
+    channel.join()
+    # The supervisor is gone: stop rather than serve with a frozen configuration.
+    log.warning("control channel closed; worker exiting")
+    worker.stop()
+
+
+def _entry(args: Any = None) -> None:
+    main(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,65 @@
+"""Per-worker counters in one shared memory file, so that every worker sees the others' numbers.
+
+Each worker writes only its own row (single writer, so no locks are needed); readers add the rows
+up. That gives cross-worker totals for statistics, least-connection scheduling and connection
+limits without any message passing on the hot path. A limit can be overshot by at most one
+connection per worker at one instant, which is the price of not locking.
+
+The health region holds one byte per slot, written only by the supervisor.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+COUNTERS = ("active", "total", "requests", "bytes_in", "bytes_out", "failures")
+ACTIVE, TOTAL, REQUESTS, BYTES_IN, BYTES_OUT, FAILURES = range(len(COUNTERS))
+WIDTH = len(COUNTERS)
+SLOTS = 16384
+
+HEALTH_UNKNOWN, HEALTH_UP, HEALTH_DOWN = 0, 1, 2
+
+
+class CounterTable:
+    def __init__(self, path: Path, workers: int, *, create: bool = False) -> None:
+        self.path = path
+        self.workers = workers
+        row_bytes = SLOTS * WIDTH * 8
+        size = row_bytes * workers + SLOTS
+        if create:
+            with open(path, "wb") as f:
+                f.truncate(size)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            self._map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        view = memoryview(self._map)
+        self._rows = [view[i * row_bytes : (i + 1) * row_bytes].cast("q") for i in range(workers)]
+        self.health = view[row_bytes * workers :]
+
+    def row(self, worker: int) -> memoryview:
+        """The writable row of one worker: index ``slot * WIDTH + counter``."""
+        return self._rows[worker]
+
+    def value(self, slot: int, counter: int) -> int:
+        index = slot * WIDTH + counter
+        return sum(row[index] for row in self._rows)
+
+    def values(self, slot: int) -> list[int]:
+        base = slot * WIDTH
+        return [sum(row[base + c] for row in self._rows) for c in range(WIDTH)]
+
+    def reset_worker(self, worker: int) -> None:
+        """A worker that died takes its active connections with it; totals are kept."""
+        row = self._rows[worker]
+        for slot in range(SLOTS):
+            row[slot * WIDTH + ACTIVE] = 0
+
+    def close(self) -> None:
+        self.health.release()
+        for row in self._rows:
+            row.release()
+        self._map.close()

@@ -1,0 +1,51 @@
+"""`passerelle engine`: the appliance daemon (what systemd runs)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+DEFAULT_DB = "/var/lib/passerelle/passerelle.db"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "engine",
+        help="run the load balancer engine",
+        description="Run the engine: one worker per core serving the virtual services of the "
+        "configuration store, following every change applied to it.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="a configuration file (YAML or JSON) to apply to the store before starting",
+    )
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("PASSERELLE_DB", DEFAULT_DB),
+        help="configuration store path (default: $PASSERELLE_DB or %(default)s)",
+    )
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (default: cores)")
+    parser.add_argument(
+        "--admin",
+        default="127.0.0.1:9900",
+        help="address:port of the admin listener for /metrics, /stats, /status "
+        "(default: %(default)s; 'off' to disable)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from passerelle.engine.manage.daemon import run_engine
+
+    return run_engine(
+        db=Path(args.db),
+        config_file=args.config,
+        workers=args.workers or None,
+        admin=None if args.admin == "off" else args.admin,
+        log_level=args.log_level,
+    )
