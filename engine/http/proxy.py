@@ -1,0 +1,641 @@
+"""The L7 HTTP/1.1 full proxy: one client connection, many requests, each balanced on its own.
+
+Every request is routed afresh (content switching, persistence, scheduling), so the requests of
+one keep-alive client connection can land on different real servers, as Skype for Business
+mobile clients need. Server connections come from a per-worker idle pool, except those that
+carried NTLM/Negotiate: they stay pinned to their one client connection.
+
+The parsing is the sans-IO codec; this module only moves bytes and applies decisions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+import gevent
+
+from passerelle.engine.balance.persistence import (
+    find_cookie,
+    header_key,
+    set_cookie_value,
+    set_cookie_values,
+)
+from passerelle.engine.http.codec import (
+    Body,
+    EndOfMessage,
+    HttpError,
+    RequestHead,
+    RequestReader,
+    ResponseHead,
+    Upgraded,
+)
+from passerelle.engine.http.rules import RequestFacts, normalise_host
+from passerelle.engine.http.upstream import IdlePool, ServerConnection, open_connection
+from passerelle.engine.http.wire import (
+    HOP_BY_HOP,
+    LAST_CHUNK,
+    chunk,
+    connection_tokens,
+    error_response,
+    request_head_bytes,
+    response_head_bytes,
+)
+from passerelle.engine.relay.tcp import relay
+from passerelle.engine.runtime.context import WorkerContext, client_ip
+from passerelle.engine.runtime.pools import ServerRuntime
+from passerelle.engine.runtime.services import PoolRoute, ServiceRuntime
+from passerelle.engine.stats.counters import (
+    ACTIVE,
+    BYTES_IN,
+    BYTES_OUT,
+    FAILURES,
+    REQUESTS,
+    TOTAL,
+    WIDTH,
+)
+from passerelle.engine.tls.contexts import server_name, sni_for
+
+log = logging.getLogger(__name__)
+
+RECV_SIZE = 65536
+CONNECT_ATTEMPTS = 3
+CONTINUE_WAIT = 1.0  # how long to wait for a server's 100 Continue before sending the body anyway
+AUTH_SCHEMES = (b"ntlm", b"negotiate")
+
+
+class ClientGone(Exception):
+    """The client closed, reset or timed out: nothing more can be sent to it."""
+
+
+class ServerFailed(Exception):
+    """The real server failed mid-request; ``retryable`` when nothing was sent or received."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def _is_connection_auth(value: bytes | None) -> bool:
+    if not value:
+        return False
+    scheme = value.split(b" ", 1)[0].lower()
+    return scheme in AUTH_SCHEMES
+
+
+class HttpProxyConnection:
+    """Serves one client connection until it closes or an error ends it."""
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        idle: IdlePool,
+        service: ServiceRuntime,
+        sock: socket.socket,
+        peer: tuple,
+        current: Callable[[], ServiceRuntime | None],
+    ) -> None:
+        self.ctx = ctx
+        self.idle = idle
+        self.service = service
+        self.current = current
+        self.vs = service.model
+        self.sock = sock
+        self.client_ip = client_ip(peer)
+        self.tls = service.tls_server is not None
+        self.sni: str | None = None
+        self.reader = RequestReader()
+        # NTLM/Negotiate: pool id -> the server connection this client authenticated on
+        self.pinned: dict[str, ServerConnection] = {}
+
+    # -- client side -------------------------------------------------------------------
+
+    def _recv_client(self, timeout: float) -> bytes:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (OSError, TimeoutError) as exc:
+            raise ClientGone(str(exc)) from exc
+        self.ctx.row[self.service.slot * WIDTH + BYTES_IN] += len(data)
+        return data
+
+    def _send_client(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise ClientGone(str(exc)) from exc
+        self.ctx.row[self.service.slot * WIDTH + BYTES_OUT] += len(data)
+
+    def _next_client_event(self, timeout: float):
+        while True:
+            event = self.reader.next_event()
+            if event is not None:
+                return event
+            data = self._recv_client(timeout)
+            if not data:
+                raise ClientGone("client closed")
+            self.reader.feed(data)
+
+    def _read_head(self) -> RequestHead | None:
+        """The next request head; None when the client closes between requests."""
+        event = self.reader.next_event()
+        if event is None:
+            # Between requests the keep-alive idle timeout applies; once a request has
+            # started, its whole head must arrive within the header timeout (slow clients).
+            try:
+                data = self._recv_client(self.vs.idle_timeout)
+            except ClientGone:
+                return None
+            if not data:
+                return None
+            self.reader.feed(data)
+            deadline = time.monotonic() + self.vs.header_timeout
+            while (event := self.reader.next_event()) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise HttpError(408, "request header timeout")
+                data = self._recv_client(remaining)
+                if not data:
+                    return None
+                self.reader.feed(data)
+        if not isinstance(event, RequestHead):
+            raise HttpError(400, "unexpected data between requests")
+        return event
+
+    # -- the connection loop -----------------------------------------------------------
+
+    def serve(self) -> None:
+        vs = self.vs
+        try:
+            if self.service.tls_server is not None:
+                with gevent.Timeout(vs.header_timeout):
+                    self.sock = self.service.tls_server.wrap_socket(self.sock, server_side=True)
+                self.sni = server_name(self.sock)
+            while True:
+                try:
+                    head = self._read_head()
+                except HttpError as exc:
+                    self._send_client(error_response(exc.status, exc.reason))
+                    return
+                if head is None:
+                    return
+                if not self._follow_reload():
+                    self._send_client(error_response(503, "This service was removed.\n"))
+                    return
+                if not self._serve_request(head):
+                    return
+        except (ClientGone, gevent.Timeout, OSError) as exc:
+            log.debug("%s: client %s gone: %s", vs.name, self.client_ip, exc)
+        finally:
+            for conn in self.pinned.values():
+                conn.close()
+            with contextlib.suppress(OSError):
+                self.sock.close()
+
+    def _follow_reload(self) -> bool:
+        """Each request sees the latest configuration; False if the service is gone."""
+        latest = self.current()
+        if latest is None:
+            return False
+        if latest is not self.service:
+            self.service = latest
+            self.vs = latest.model
+        return True
+
+    def _serve_request(self, head: RequestHead) -> bool:
+        """Proxy one request; False when the client connection must close afterwards."""
+        row = self.ctx.row
+        row[self.service.slot * WIDTH + REQUESTS] += 1
+        route = self._route(head)
+        if route is None:
+            nm = self.vs.no_match
+            self._discard_body()
+            self._send_client(error_response(nm.status, nm.body, close=not head.keep_alive))
+            return head.keep_alive
+        if route.name is not None:
+            row[route.slot * WIDTH + REQUESTS] += 1
+        persist_key, cookie_server = self._persistence(route, head)
+        try:
+            return self._forward(head, route, persist_key, cookie_server)
+        except HttpError as exc:
+            # The client sent something hostile mid-body: refuse and close.
+            self._send_client(error_response(exc.status, exc.reason))
+            return False
+
+    def _route(self, head: RequestHead) -> PoolRoute | None:
+        switch = self.service.switch
+        if switch is None:
+            return self.service.default_route
+        headers = head.headers
+
+        def header(name: str) -> str | None:
+            wanted = name.encode("latin-1")
+            for key, value in headers:
+                if key.lower() == wanted:
+                    return value.decode("latin-1")
+            return None
+
+        facts = RequestFacts(
+            host=normalise_host(head.get(b"host")),
+            path=head.path.decode("latin-1"),
+            sni=self.sni,
+            header=header,
+        )
+        name = switch.choose(facts)
+        return None if name is None else self.service.routes.get(name)
+
+    def _persistence(
+        self, route: PoolRoute, head: RequestHead
+    ) -> tuple[str | None, ServerRuntime | None]:
+        """(key for the persistence authority, server named by an active cookie)."""
+        pool = route.pool
+        p = pool.persistence
+        mode = p.mode
+        if mode == "none":
+            return None, None
+        if mode == "source_ip":
+            return pool.source_persist_key(self.client_ip), None
+        if mode == "header":
+            value = head.get(p.header_name.lower().encode("latin-1"))  # type: ignore[union-attr]
+            return ("hdr:" + header_key(value) if value else None), None
+        token = find_cookie(head.get_all(b"cookie"), p.cookie_name)
+        if mode == "server_cookie":
+            return ("cookie:" + token if token else None), None
+        # active_cookie: the cookie names the server itself; nothing to look up elsewhere
+        server = pool.by_token.get(token) if token else None
+        return None, server
+
+    def _discard_body(self) -> None:
+        event = self._next_client_event(self.vs.idle_timeout)
+        while not isinstance(event, (EndOfMessage, Upgraded)):
+            event = self._next_client_event(self.vs.idle_timeout)
+
+    # -- talking to the real server -----------------------------------------------------
+
+    def _server_connection(
+        self,
+        route: PoolRoute,
+        head: RequestHead,
+        persist_key: str | None,
+        cookie_server: ServerRuntime | None,
+        exclude: list[ServerRuntime],
+    ) -> tuple[ServerConnection | None, bool]:
+        """A connection to the chosen server, and whether an active cookie must be (re)set."""
+        pool = route.pool
+        pinned = self.pinned.get(pool.id)
+        if pinned is not None:
+            if pinned.server.state != "disabled" and pinned.server.healthy:
+                return pinned, False
+            pinned.close()
+            del self.pinned[pool.id]
+        set_cookie = pool.persistence.mode == "active_cookie"
+        sni = None
+        if route.reencrypt is not None:
+            sni = sni_for(route.reencrypt, normalise_host(head.get(b"host")) or None)
+        for _ in range(CONNECT_ATTEMPTS):
+            if (
+                cookie_server is not None
+                and cookie_server.usable()
+                and cookie_server not in exclude
+            ):
+                server: ServerRuntime | None = cookie_server
+                set_cookie = False
+            else:
+                server = pool.choose(self.client_ip, persist_key, exclude)
+            if server is None:
+                return None, False
+            key = (server.address, server.port, sni, route.tls_client is not None)
+            conn = self.idle.get(key)
+            if conn is not None:
+                conn.server = server
+                return conn, set_cookie
+            try:
+                return open_connection(server, self.vs.connect_timeout, route.tls_client, sni), (
+                    set_cookie
+                )
+            except (OSError, ValueError) as exc:
+                log.info("%s: cannot reach %s: %s", self.vs.name, server.key, exc)
+                self.ctx.row[server.slot * WIDTH + FAILURES] += 1
+                exclude.append(server)
+        return None, False
+
+    def _request_headers(self, head: RequestHead) -> list[tuple[bytes, bytes]]:
+        opts = self.vs.headers
+        drop = HOP_BY_HOP | connection_tokens(head.headers)
+        remove = {n.lower().encode("latin-1") for n in opts.request_remove}
+        remove.update(n.lower().encode("latin-1") for n in opts.request_add)
+        out: list[tuple[bytes, bytes]] = []
+        xff_prior: list[bytes] = []
+        for name, value in head.headers:
+            lname = name.lower()
+            if lname in drop or lname in remove:
+                continue
+            if lname == b"x-forwarded-for" and opts.x_forwarded_for != "off":
+                xff_prior.append(value)
+                continue
+            if lname == b"x-forwarded-proto" and opts.x_forwarded_proto:
+                continue
+            out.append((name, value))
+        if head.chunked:
+            out.append((b"Transfer-Encoding", b"chunked"))
+        if head.upgrade:
+            out.append((b"Connection", b"Upgrade"))
+            out.append((b"Upgrade", head.get(b"upgrade") or b""))
+        ip = self.client_ip.encode()
+        if opts.x_forwarded_for == "append":
+            out.append((b"X-Forwarded-For", b", ".join([*xff_prior, ip])))
+        elif opts.x_forwarded_for == "replace":
+            out.append((b"X-Forwarded-For", ip))
+        if opts.x_forwarded_proto:
+            out.append((b"X-Forwarded-Proto", b"https" if self.tls else b"http"))
+        for name, value in opts.request_add.items():
+            out.append((name.encode("latin-1"), value.encode("latin-1")))
+        return out
+
+    def _forward(
+        self,
+        head: RequestHead,
+        route: PoolRoute,
+        persist_key: str | None,
+        cookie_server: ServerRuntime | None,
+    ) -> bool:
+        pool = route.pool
+        auth = _is_connection_auth(head.get(b"authorization"))
+        request_bytes = request_head_bytes(head.method, head.target, self._request_headers(head))
+        has_body = head.chunked or bool(head.content_length)
+        exclude: list[ServerRuntime] = []
+        row = self.ctx.row
+        while True:
+            conn, set_cookie = self._server_connection(
+                route, head, persist_key, cookie_server, exclude
+            )
+            if conn is None:
+                self._discard_body_quietly(head)
+                self._send_client(
+                    error_response(503, "No real server is available for this service.\n")
+                )
+                return False
+            server = conn.server
+            s_base = server.slot * WIDTH
+            row[s_base + ACTIVE] += 1
+            row[s_base + TOTAL] += 1
+            row[s_base + REQUESTS] += 1
+            try:
+                keep = self._exchange(head, route, conn, request_bytes, has_body, set_cookie, auth)
+            except ServerFailed as exc:
+                conn.close()
+                self.pinned.pop(pool.id, None)
+                if exc.retryable and conn.reused:
+                    exclude = []  # a stale pooled connection, not a bad server: retry as new
+                    continue
+                row[s_base + FAILURES] += 1
+                log.info("%s: %s failed: %s", self.vs.name, server.key, exc)
+                return False
+            finally:
+                row[s_base + ACTIVE] -= 1
+            return keep
+
+    def _discard_body_quietly(self, head: RequestHead) -> None:
+        if head.chunked or head.content_length:
+            with contextlib.suppress(ClientGone, HttpError):
+                self._discard_body()
+
+    def _send_server(self, conn: ServerConnection, data: bytes, *, first: bool = False) -> None:
+        try:
+            conn.sock.sendall(data)
+        except OSError as exc:
+            raise ServerFailed(f"send failed: {exc}", retryable=first) from exc
+        self.ctx.row[conn.server.slot * WIDTH + BYTES_IN] += len(data)
+
+    def _next_server_event(self, conn: ServerConnection, timeout: float, started: bool):
+        reader = conn.reader
+        while True:
+            event = reader.next_event()
+            if event is not None:
+                return event
+            conn.sock.settimeout(timeout)
+            try:
+                data = conn.sock.recv(RECV_SIZE)
+            except TimeoutError:
+                raise
+            except OSError as exc:
+                raise ServerFailed(f"receive failed: {exc}", retryable=not started) from exc
+            if not data:
+                if not started:
+                    raise ServerFailed("closed before responding", retryable=True)
+                try:
+                    reader.feed_eof()
+                except HttpError as exc:
+                    raise ServerFailed(exc.reason) from exc
+                continue
+            started = True
+            self.ctx.row[conn.server.slot * WIDTH + BYTES_OUT] += len(data)
+            try:
+                reader.feed(data)
+            except HttpError as exc:
+                raise ServerFailed(exc.reason) from exc
+
+    def _stream_request_body(self, head: RequestHead, conn: ServerConnection) -> bytes:
+        """Copy the request body to the server; returns tunnel bytes for an upgrade request."""
+        idle = self.vs.idle_timeout
+        while True:
+            event = self._next_client_event(idle)
+            if isinstance(event, Body):
+                self._send_server(conn, chunk(event.data) if head.chunked else event.data)
+            elif isinstance(event, EndOfMessage):
+                if head.chunked:
+                    self._send_server(conn, LAST_CHUNK)
+                if not head.upgrade:
+                    return b""
+            elif isinstance(event, Upgraded):
+                return event.rest
+
+    def _exchange(
+        self,
+        head: RequestHead,
+        route: PoolRoute,
+        conn: ServerConnection,
+        request_bytes: bytes,
+        has_body: bool,
+        set_cookie: bool,
+        auth: bool,
+    ) -> bool:
+        """Send one request and relay its response; False when the client connection must close."""
+        idle = self.vs.idle_timeout
+        conn.reader.expect(head.method)
+        self._send_server(conn, request_bytes, first=True)
+        tunnel_rest = b""
+        body_sent = False
+        client_keep = head.keep_alive
+        started = False
+        if not (head.expect_continue and has_body):
+            # Also consumes the end of a bodyless request, so the next one can be read.
+            tunnel_rest = self._stream_request_body(head, conn)
+            body_sent = True
+        wait = CONTINUE_WAIT if not body_sent else idle
+        while True:
+            try:
+                event = self._next_server_event(conn, wait, started)
+            except TimeoutError as exc:
+                if not body_sent:
+                    # No 100 Continue: send the body anyway, as RFC 9110 lets clients do.
+                    tunnel_rest = self._stream_request_body(head, conn)
+                    body_sent, wait = True, idle
+                    continue
+                raise ServerFailed("response timeout") from exc
+            started = True
+            assert isinstance(event, ResponseHead)
+            if 100 <= event.status < 200 and event.status != 101:
+                self._relay_interim(event, conn)
+                if event.status == 100 and not body_sent:
+                    tunnel_rest = self._stream_request_body(head, conn)
+                    body_sent, wait = True, idle
+                continue
+            break
+        response = event
+        if not body_sent:
+            # The server answered without wanting the body: the client may still send it,
+            # so this client connection cannot carry another request.
+            client_keep = False
+        if response.status == 101 and head.upgrade:
+            return self._tunnel(response, route, conn, tunnel_rest)
+        if auth or _any_connection_auth(response.get_all(b"www-authenticate")):
+            self.pinned[route.pool.id] = conn
+            auth = True
+        keep, reusable = self._relay_response(head, response, route, conn, set_cookie, client_keep)
+        if auth and keep and reusable:
+            return keep  # the pinned connection stays with this client
+        self.pinned.pop(route.pool.id, None)
+        if reusable:
+            self.idle.put(conn)
+        else:
+            conn.close()
+        return keep
+
+    def _relay_interim(self, event: ResponseHead, conn: ServerConnection) -> None:
+        # 1xx responses have no body; the codec follows the head with EndOfMessage.
+        self._send_client(response_head_bytes(event.status, event.reason, event.headers))
+        end = self._next_server_event(conn, self.vs.idle_timeout, True)
+        assert isinstance(end, EndOfMessage)
+
+    def _response_headers(
+        self,
+        response: ResponseHead,
+        route: PoolRoute,
+        server: ServerRuntime,
+        set_cookie: bool,
+        framing: bytes | None,
+        keep: bool,
+        head: RequestHead,
+    ) -> list[tuple[bytes, bytes]]:
+        opts = self.vs.headers
+        drop = HOP_BY_HOP | connection_tokens(response.headers)
+        remove = {n.lower().encode("latin-1") for n in opts.response_remove}
+        remove.update(n.lower().encode("latin-1") for n in opts.response_add)
+        out = [
+            (n, v) for n, v in response.headers if n.lower() not in drop and n.lower() not in remove
+        ]
+        if framing is not None:
+            out.append((b"Transfer-Encoding", framing))
+        p = route.pool.persistence
+        if set_cookie:
+            out.append(
+                (
+                    b"Set-Cookie",
+                    set_cookie_value(p.cookie_name, server.token, p.cookie_style, self.tls),
+                )
+            )
+        elif p.mode == "server_cookie":
+            for value in set_cookie_values(response.headers, p.cookie_name):
+                route.pool.authority.learn(route.pool.id, "cookie:" + value, server.key, p.timeout)
+        for name, value in opts.response_add.items():
+            out.append((name.encode("latin-1"), value.encode("latin-1")))
+        if not keep:
+            out.append((b"Connection", b"close"))
+        elif head.version == b"1.0":
+            out.append((b"Connection", b"keep-alive"))
+        return out
+
+    def _relay_response(
+        self,
+        head: RequestHead,
+        response: ResponseHead,
+        route: PoolRoute,
+        conn: ServerConnection,
+        set_cookie: bool,
+        client_keep: bool,
+    ) -> tuple[bool, bool]:
+        """Relay the response; (client connection may continue, server connection reusable)."""
+        no_body = head.method == b"HEAD" or response.status in (204, 304)
+        close_delimited = not no_body and not response.chunked and response.content_length is None
+        # A close-delimited body can still keep an HTTP/1.1 client connection: we chunk it.
+        rechunk = response.chunked or (close_delimited and head.version == b"1.1")
+        keep = client_keep and (not close_delimited or rechunk)
+        framing = b"chunked" if rechunk and not no_body else None
+        headers = self._response_headers(
+            response, route, conn.server, set_cookie, framing, keep, head
+        )
+        self._send_client(response_head_bytes(response.status, response.reason, headers))
+        while True:
+            event = self._next_server_event(conn, self.vs.idle_timeout, True)
+            if isinstance(event, Body):
+                if event.data:
+                    self._send_client(chunk(event.data) if framing else event.data)
+            elif isinstance(event, EndOfMessage):
+                if framing:
+                    self._send_client(LAST_CHUNK)
+                break
+        return keep, response.keep_alive and not close_delimited
+
+    def _tunnel(
+        self, response: ResponseHead, route: PoolRoute, conn: ServerConnection, client_rest: bytes
+    ) -> bool:
+        """101 Switching Protocols: from here on bytes flow both ways untouched."""
+        headers = [(n, v) for n, v in response.headers]
+        self._send_client(response_head_bytes(response.status, response.reason, headers))
+        # The codec ends the 101 message, then hands over the bytes that followed it.
+        server_rest = b""
+        while (event := conn.reader.next_event()) is not None:
+            if isinstance(event, Upgraded):
+                server_rest = event.rest
+                break
+        if server_rest:
+            self._send_client(server_rest)
+        if client_rest:
+            self._send_server(conn, client_rest)
+        self.sock.settimeout(None)
+        conn.sock.settimeout(None)
+        relay(self.sock, conn.sock, self.vs.idle_timeout)
+        return False
+
+
+def _any_connection_auth(values: list[bytes]) -> bool:
+    return any(_is_connection_auth(v) for v in values)
+
+
+def handle_http(
+    ctx: WorkerContext,
+    idle: IdlePool,
+    service: ServiceRuntime,
+    sock: socket.socket,
+    peer: tuple,
+    current: Callable[[], ServiceRuntime | None],
+) -> None:
+    """Serve one client connection; ``current`` returns the listener's service as now configured."""
+    vs = service.model
+    row = ctx.row
+    base = service.slot * WIDTH
+    if vs.max_connections and ctx.table.value(service.slot, ACTIVE) >= vs.max_connections:
+        with contextlib.suppress(OSError):
+            sock.sendall(error_response(503, "Too many connections to this service.\n"))
+        sock.close()
+        return
+    row[base + ACTIVE] += 1
+    row[base + TOTAL] += 1
+    try:
+        HttpProxyConnection(ctx, idle, service, sock, peer, current).serve()
+    finally:
+        row[base + ACTIVE] -= 1

@@ -1,0 +1,108 @@
+"""Connections from the engine to real servers, and the per-worker pool of idle ones.
+
+A pooled connection is only ever handed to one request at a time. A connection that carried
+NTLM/Negotiate authentication never comes back here: it stays pinned to its client connection,
+because those schemes authenticate the TCP connection, not the request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import time
+from collections import deque
+
+from passerelle.engine.http.codec import ResponseReader
+from passerelle.engine.relay.tcp import connect
+from passerelle.engine.runtime.pools import ServerRuntime
+
+MAX_IDLE_PER_SERVER = 64
+IDLE_LIFETIME = 30.0  # seconds an idle pooled connection may wait; servers often close at 60 s
+
+PoolKey = tuple[str, int, str | None, bool]  # address, port, SNI, TLS
+
+
+class ServerConnection:
+    __slots__ = ("idle_since", "key", "reader", "reused", "server", "sock")
+
+    def __init__(self, sock: socket.socket, server: ServerRuntime, key: PoolKey) -> None:
+        self.sock = sock
+        self.server = server
+        self.key = key
+        self.reader = ResponseReader()
+        self.reused = False
+        self.idle_since = 0.0
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def open_connection(
+    server: ServerRuntime,
+    timeout: float,
+    tls: ssl.SSLContext | None,
+    sni: str | None,
+) -> ServerConnection:
+    sock = connect(server.address, server.port, timeout)
+    if tls is not None:
+        try:
+            sock.settimeout(timeout)
+            sock = tls.wrap_socket(sock, server_hostname=sni)
+            sock.settimeout(None)
+        except (OSError, ValueError):
+            sock.close()
+            raise
+    return ServerConnection(sock, server, (server.address, server.port, sni, tls is not None))
+
+
+def _looks_alive(sock: socket.socket) -> bool:
+    """An idle connection must have nothing to read: readable means EOF, reset or junk."""
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+class IdlePool:
+    """Idle keep-alive connections to real servers, most recently used first."""
+
+    def __init__(self) -> None:
+        self._idle: dict[PoolKey, deque[ServerConnection]] = {}
+
+    def get(self, key: PoolKey) -> ServerConnection | None:
+        queue = self._idle.get(key)
+        now = time.monotonic()
+        while queue:
+            conn = queue.pop()
+            if now - conn.idle_since < IDLE_LIFETIME and _looks_alive(conn.sock):
+                conn.reused = True
+                return conn
+            conn.close()
+        return None
+
+    def put(self, conn: ServerConnection) -> None:
+        queue = self._idle.setdefault(conn.key, deque())
+        if len(queue) >= MAX_IDLE_PER_SERVER:
+            queue.popleft().close()
+        conn.idle_since = time.monotonic()
+        conn.reader = ResponseReader()
+        queue.append(conn)
+
+    def sweep(self) -> None:
+        """Close connections idle for too long (called periodically by the worker)."""
+        now = time.monotonic()
+        for key, queue in list(self._idle.items()):
+            while queue and now - queue[0].idle_since >= IDLE_LIFETIME:
+                queue.popleft().close()
+            if not queue:
+                del self._idle[key]
+
+    def close_all(self) -> None:
+        for queue in self._idle.values():
+            for conn in queue:
+                conn.close()
+        self._idle.clear()
