@@ -1,0 +1,95 @@
+"""Runs the demo: sample servers, then the engine with the reference deployment."""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import logging  # noqa: E402
+import signal  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.event import Event  # noqa: E402
+
+from passerelle.demo.sfb import (  # noqa: E402
+    EXTERNAL_WEB_NAMES,
+    OOS_NAME,
+    Certificates,
+    Layout,
+    SampleDeployment,
+    reference_config,
+)
+from passerelle.engine.manage.daemon import parse_endpoint  # noqa: E402
+from passerelle.engine.manage.follow import StoreFollower  # noqa: E402
+from passerelle.engine.manage.store import ConfigStore  # noqa: E402
+from passerelle.engine.model.errors import validate_config  # noqa: E402
+from passerelle.engine.runtime.admin import serve_admin  # noqa: E402
+from passerelle.engine.runtime.supervisor import Supervisor  # noqa: E402
+
+
+def run_demo(directory: Path | None, workers: int | None, admin: str) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    directory = directory or Path(tempfile.mkdtemp(prefix="passerelle-demo-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    layout = Layout()
+    certs = Certificates.create(layout)
+    ca_path = certs.write(directory)
+    samples = SampleDeployment(layout, certs).start()
+    store = ConfigStore(directory / "passerelle.db")
+    store.apply(
+        validate_config(reference_config(layout, certs)),
+        author="demo",
+        comment="Skype for Business reference deployment",
+    )
+    supervisor = Supervisor(workers=workers)
+    stopped = Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stopped.set)
+    supervisor.start()
+    address, port = parse_endpoint(admin)
+    admin_server = serve_admin(supervisor, address, port)
+    try:
+        follower = StoreFollower(store, supervisor.apply)
+        follower.sync()
+        gevent.spawn(follower.run)
+        print(banner(layout, ca_path, directory, admin), flush=True)
+        stopped.wait()
+    finally:
+        admin_server.stop()
+        supervisor.stop()
+        samples.stop()
+        store.close()
+    return 0
+
+
+def banner(layout: Layout, ca_path: Path, directory: Path, admin: str) -> str:
+    rp, https = layout.rp_vip, layout.https
+    resolve = " ".join(
+        f"--resolve {name}:{https}:{rp}" for name in [*EXTERNAL_WEB_NAMES[:1], OOS_NAME]
+    )
+    return f"""
+Passerelle demo: the Skype for Business reference deployment is live on loopback.
+
+  Reverse proxy VIP   https://{rp}:{https}  (TLS offload, Host switching, re-encryption)
+                      http://{rp}:{layout.http}   (to the front ends' {layout.http_external})
+  Internal HLB VIP    {layout.hlb_vip}:{layout.https} / :{layout.http} / :{layout.https_external}
+                      (L4, source-IP persistence, health on TCP {layout.sip_tls}, idle 1800 s)
+  Front ends          {", ".join(layout.front_ends)}
+  Office Online       {", ".join(layout.office_online)}
+  Metrics and stats   http://{admin}/metrics   http://{admin}/stats
+
+Try it:
+  curl --cacert {ca_path} {resolve} https://{EXTERNAL_WEB_NAMES[0]}:{https}/
+  curl --cacert {ca_path} {resolve} https://{OOS_NAME}:{https}/
+  curl -k https://{layout.hlb_vip}:{layout.https}/
+
+Configuration store: {directory / "passerelle.db"}
+  passerelle config export --db {directory / "passerelle.db"}
+
+Press Ctrl-C to stop.
+"""
