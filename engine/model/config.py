@@ -89,6 +89,16 @@ class HealthCheck(Strict):
     retries: Annotated[int, Field(ge=1, le=100)] = 2  # consecutive failures before down
     rise: Annotated[int, Field(ge=1, le=100)] = 2  # consecutive successes before up
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        # It goes into a request line as the Host header: no room for spaces or line breaks.
+        if v is not None and not re.fullmatch(
+            r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?", v
+        ):
+            raise ValueError("must be a host name or address, optionally with :port")
+        return v
+
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
@@ -280,7 +290,7 @@ class VirtualService(Pool):
 class Certificate(Strict):
     name: Name
     cert_pem: str
-    key_pem: str
+    key_pem: str = ""  # empty only for a CA used as a re-encryption trust anchor
     chain_pem: str = ""
 
 

@@ -56,6 +56,21 @@ def validate_config(data: Any) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("", "a configuration must be a mapping with virtual_services")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+    check_certificates(config)
+    return config
+
+
+def check_certificates(config: Config) -> None:
+    """PEM that parses and a key that matches, so that no worker ever fails to build a context."""
+    # The TLS layer owns certificate parsing and itself imports the model, hence the late import.
+    from passerelle.engine.tls.certificates import CertificateError, inspect
+
+    offloaded = {name for vs in config.virtual_services if vs.tls for name in vs.tls.certificates}
+    for i, cert in enumerate(config.certificates):
+        try:
+            inspect(cert, require_key=cert.name in offloaded)
+        except CertificateError as exc:
+            raise ConfigError(f"certificates[{i}].{exc.field}", str(exc)) from None

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -14,18 +15,16 @@ import pytest
 from passerelle.engine.manage.files import load_config_file
 from passerelle.engine.manage.store import ConfigStore
 from passerelle.engine.model import Config, validate_config
+from passerelle.engine.tls.certificates import make_self_signed
 
+CERT_PEM, KEY_PEM = make_self_signed("www.example.com", ["www.example.com"])
 SITE = """\
 certificates:
   - name: www
     cert_pem: |
-      -----BEGIN CERTIFICATE-----
-      MIIBszCCAVmgAwIBAgIU
-      -----END CERTIFICATE-----
+@CERT@
     key_pem: |
-      -----BEGIN PRIVATE KEY-----
-      MIGHAgEAMBMGByqGSM49
-      -----END PRIVATE KEY-----
+@KEY@
 virtual_services:
   - name: web
     address: 127.0.0.1
@@ -45,7 +44,9 @@ virtual_services:
     ports: [2222]
     mode: l4
     real_servers: [{address: 127.0.0.2, port: 22}]
-"""
+""".replace("@CERT@\n", textwrap.indent(CERT_PEM, " " * 6)).replace(
+    "@KEY@\n", textwrap.indent(KEY_PEM, " " * 6)
+)
 
 SMALL = """\
 virtual_services:

@@ -12,9 +12,9 @@ import pytest
 
 from passerelle.engine.manage.files import ConfigFileError, dump_config, load_config_file
 from passerelle.engine.model import Config, validate_config
+from passerelle.engine.tls.certificates import make_self_signed
 
-PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\nAbCdEf==\n-----END CERTIFICATE-----\n"
-KEY = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n"
+PEM, KEY = make_self_signed("www.example.com", ["www.example.com"])
 
 
 def rich_config() -> Config:
