@@ -13,6 +13,7 @@ either direction for that long.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -84,7 +85,8 @@ def connect(address: str, port: int, timeout: float, source: str | None = None) 
         # Literal addresses only: anything else would go through the resolver thread pool.
         socket.inet_pton(family, address)
     except OSError:
-        raise OSError(22, f"cannot connect to {where}: not a literal IP address") from None
+        message = f"cannot connect to {where}: not a literal IP address"
+        raise OSError(errno.EINVAL, message) from None
     sock = gsocket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -58,9 +58,10 @@ class UdpService:
     connected to the real server chosen for it; replies go back to the client from the
     service address; sessions expire after idle_timeout.
 
-    The caller owns ``sock``: the service works on a duplicate of its descriptor, so
-    ``stop()`` never closes ``sock`` and never changes its blocking mode. Close ``sock``
-    after ``stop()`` to free the port.
+    ``stop()`` closes ``sock`` too: a bound SO_REUSEPORT socket left open would keep taking
+    its share of the port's datagrams, unread, once another listener binds the same port
+    (a reload). The service works on a duplicate of the descriptor, so it never changes the
+    blocking mode of ``sock``.
     """
 
     def __init__(
@@ -105,7 +106,7 @@ class UdpService:
         self._sweeper = gevent.spawn(self._sweep_loop)
 
     def stop(self) -> None:
-        """Close all sessions and stop receiving. Leaves ``sock`` open (the caller owns it)."""
+        """Close all sessions, stop receiving and close the listening socket."""
         for greenlet in (self._receiver, self._sweeper):
             if greenlet is not None:
                 greenlet.kill()
@@ -115,6 +116,7 @@ class UdpService:
         if self._io is not None:
             self._io.close()
             self._io = None
+        self._sock.close()
 
     def set_idle_timeout(self, seconds: float) -> None:
         self._idle_timeout = seconds
@@ -151,28 +153,34 @@ class UdpService:
                         continue
                     log.warning("UDP service stopped receiving: %s", exc)
                     return
-                session = sessions.get(client)
-                if session is None:
-                    session = self._open_session(client)
-                    if session is None:
-                        self.dropped += 1
-                        continue
-                session.last_activity = monotonic()
                 try:
-                    session.upstream.send(view[:size])
-                except BlockingIOError:
-                    self.dropped += 1
-                    continue
-                except OSError as exc:
-                    # Typically ECONNREFUSED: an ICMP port unreachable for an earlier datagram.
-                    log.debug("UDP session %s closed: %s", _label(client), exc)
-                    self.dropped += 1
-                    self._close_session(session)
-                    continue
-                if self._on_bytes is not None:
-                    self._on_bytes(size, 0)
+                    self._forward(sessions.get(client), client, view[:size])
+                except Exception:
+                    # A failing callback must not stop the whole service.
+                    log.exception("UDP datagram from %s not forwarded", _label(client))
         finally:
             watcher.close()
+
+    def _forward(self, session: _Session | None, client: tuple, data: memoryview) -> None:
+        if session is None:
+            session = self._open_session(client)
+            if session is None:
+                self.dropped += 1
+                return
+        session.last_activity = monotonic()
+        try:
+            session.upstream.send(data)
+        except BlockingIOError:
+            self.dropped += 1
+            return
+        except OSError as exc:
+            # Typically ECONNREFUSED: an ICMP port unreachable for an earlier datagram.
+            log.debug("UDP session %s closed: %s", _label(client), exc)
+            self.dropped += 1
+            self._close_session(session)
+            return
+        if self._on_bytes is not None:
+            self._on_bytes(len(data), 0)
 
     def _open_session(self, client: tuple) -> _Session | None:
         if len(self._sessions) >= self._max_sessions:
@@ -189,14 +197,14 @@ class UdpService:
         try:
             upstream = _socket.socket(family, socket.SOCK_DGRAM)
         except OSError as exc:
-            log.warning("UDP session for %s not opened: %s", _label(client), exc)
+            log.debug("UDP session for %s not opened: %s", _label(client), exc)
             return None
         try:
             upstream.setblocking(False)
             upstream.connect((address, port))
         except OSError as exc:
             upstream.close()
-            log.warning("UDP session to %s:%s not opened: %s", address, port, exc)
+            log.debug("UDP session to %s:%s not opened: %s", address, port, exc)
             return None
         session = _Session(client, server, upstream)
         watcher = self._hub.loop.io(upstream.fileno(), 1)
@@ -247,7 +255,7 @@ class UdpService:
 
     def _sweep_loop(self) -> None:
         while True:
-            gevent.sleep(min(1.0, self._idle_timeout / 2))
+            gevent.sleep(max(0.01, min(1.0, self._idle_timeout / 2)))
             oldest = monotonic() - self._idle_timeout
             expired = [s for s in self._sessions.values() if s.last_activity <= oldest]
             for session in expired:

@@ -376,6 +376,38 @@ def test_quiet_relay_holds_no_pipe(backend) -> None:
     assert proxy.result() == (len(b"one request"), 0)
 
 
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("zero_copy", [True, False], ids=["splice", "copy"])
+def test_concurrent_relays_stay_separate_and_leak_nothing(backend, zero_copy: bool) -> None:
+    echo = backend(_echo)
+    # Warm the pipe pool so that pooled pipes are not mistaken for leaks.
+    first = Proxy(echo, zero_copy=zero_copy)
+    with gsocket.create_connection(first.address) as warm:
+        _exchange(warm, b"warm-up")
+    first.result()
+    before = _open_fds() - 2 * len(splice._pool)
+
+    def one_client(index: int) -> bool:
+        payload = os.urandom(100_000 + index)
+        proxy = Proxy(echo, zero_copy=zero_copy)
+        with gsocket.create_connection(proxy.address) as client:
+            received, digest = _exchange(client, payload)
+        return (
+            received == len(payload)
+            and digest == hashlib.sha256(payload).hexdigest()
+            and proxy.result() == (len(payload), len(payload))
+        )
+
+    clients = [gevent.spawn(one_client, i) for i in range(40)]
+    gevent.joinall(clients, timeout=10, raise_error=True)
+    assert all(c.value for c in clients)
+    gevent.sleep(0.1)  # let the echo server's handlers close their sockets
+    assert _open_fds() - 2 * len(splice._pool) == before
+
+
 @pytest.mark.skipif(not splice.AVAILABLE, reason="no os.splice")
 def test_pipes_are_reused_only_when_empty() -> None:
     pipe = splice.acquire()
@@ -407,7 +439,7 @@ def test_connect_ipv6_literal() -> None:
     except OSError:
         pytest.skip("no IPv6 loopback")
     port = listener.getsockname()[1]
-    sock = tcp.connect("::1", port, timeout=2.0)
+    sock = tcp.connect("::1", port, timeout=2.0, source="::1")
     accepted, peer = listener.accept()
     assert peer[0] == "::1"
     for s in (sock, accepted, listener):

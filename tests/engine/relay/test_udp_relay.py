@@ -86,7 +86,6 @@ class Service:
 
     def close(self) -> None:
         self.service.stop()
-        self.sock.close()
 
 
 @pytest.fixture
@@ -264,18 +263,42 @@ def test_shorter_idle_timeout_applies_after_reload(real_servers, services) -> No
     client.close()
 
 
-def test_stop_closes_sessions_but_not_the_listening_socket(real_servers) -> None:
+def test_stop_closes_sessions_and_frees_the_port(real_servers) -> None:
     one, _ = real_servers
     service = Service(Chooser([one.address]))
     client = _udp_socket()
     _ask(client, service, b"x")
+    upstream_port = one.senders[-1][1]
 
     service.service.stop()
     assert service.service.sessions == 0
-    client.sendto(b"after stop", service.address)
+    assert service.sock.fileno() == -1
+    # Both the service port and the session's upstream port are free again.
+    for port in (service.address[1], upstream_port):
+        again = gsocket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        again.bind(("127.0.0.1", port))
+        again.close()
+    client.close()
+
+
+def test_a_failing_chooser_drops_one_datagram_not_the_service(real_servers, services) -> None:
+    one, _ = real_servers
+    calls: list[str] = []
+
+    def flaky(client_ip: str) -> Address:
+        calls.append(client_ip)
+        if len(calls) == 1:
+            raise RuntimeError("scheduler bug")
+        return one.address
+
+    service = Service(Chooser([one.address]))
+    service.service.set_chooser(flaky)
+    services.append(service)
+    client = _udp_socket()
+
+    client.sendto(b"lost", service.address)
     assert _no_reply(client)
-    # The caller's socket is still open and usable.
-    data, _ = service.sock.recvfrom(65536)
-    assert data == b"after stop"
-    service.sock.close()
+    reply, _ = _ask(client, service, b"served")
+    assert reply.endswith(b"|served")
+    assert len(calls) == 2
     client.close()
