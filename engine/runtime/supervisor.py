@@ -104,6 +104,7 @@ class Supervisor:
         self.started = time.time()
         self._stopping = False
         self._first_results: dict[str, Event] = {}
+        self._snapshot: Message | None = None
         self.on_applied: list[Callable[[int], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -180,6 +181,7 @@ class Supervisor:
         self.pools = self._build_pools(config, slots)
         self.persistence.keep_pools(self.pools)
         self._update_health(config, slots)
+        self._snapshot = self._snapshot_message()
         for worker in self.workers:
             worker.errors = []
         greenlets = [gevent.spawn(self._send_config, w) for w in self.workers]
@@ -191,17 +193,20 @@ class Supervisor:
             "errors": sorted({e for w in self.workers for e in w.errors}),
         }
 
-    def _send_config(self, worker: WorkerProcess) -> None:
-        if worker.channel is None:
-            return
-        message = {
+    def _snapshot_message(self) -> Message:
+        """Built once per version and sent to every worker (and to any restarted one)."""
+        return {
             "type": "config",
             "version": self.version,
             "config": self.config.model_dump(mode="json"),
-            "slots": self.slots.slots,
+            "slots": dict(self.slots.slots),
         }
+
+    def _send_config(self, worker: WorkerProcess) -> None:
+        if worker.channel is None or self._snapshot is None:
+            return
         try:
-            reply = worker.channel.request(message, timeout=10)
+            reply = worker.channel.request(self._snapshot, timeout=10)
         except (ChannelClosed, gevent.Timeout) as exc:
             worker.errors = [f"worker {worker.index}: {exc}"]
             return
