@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import time
+import weakref
 from collections.abc import Callable
 
 import gevent
@@ -27,6 +29,7 @@ from passerelle.engine.balance.persistence import (
 from passerelle.engine.http.codec import (
     Body,
     EndOfMessage,
+    Event,
     HttpError,
     RequestHead,
     RequestReader,
@@ -44,6 +47,7 @@ from passerelle.engine.http.wire import (
     request_head_bytes,
     response_head_bytes,
 )
+from passerelle.engine.model.config import HeaderOptions
 from passerelle.engine.relay.tcp import relay
 from passerelle.engine.runtime.context import WorkerContext, client_ip
 from passerelle.engine.runtime.pools import ServerRuntime
@@ -57,7 +61,7 @@ from passerelle.engine.stats.counters import (
     TOTAL,
     WIDTH,
 )
-from passerelle.engine.tls.contexts import server_name, sni_for
+from passerelle.engine.tls.contexts import server_hostname_for, server_name
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +69,30 @@ RECV_SIZE = 65536
 CONNECT_ATTEMPTS = 3
 CONTINUE_WAIT = 1.0  # how long to wait for a server's 100 Continue before sending the body anyway
 AUTH_SCHEMES = (b"ntlm", b"negotiate")
+# RFC 9110 9.2.2: only these may be sent again after a server dropped the connection unanswered.
+IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+# After refusing a request, what the client still sends is read and dropped for a moment before
+# closing: closing with unread input makes the kernel send a reset, which can destroy the
+# refusal before the client reads it.
+LINGER_TIME = 1.0
+LINGER_BYTES = 256 * 1024
 
 
 class ClientGone(Exception):
     """The client closed, reset or timed out: nothing more can be sent to it."""
 
 
+class ClientTimeout(ClientGone):
+    """The client sent nothing for as long as the current wait allowed."""
+
+
 class ServerFailed(Exception):
     """The real server failed mid-request; ``retryable`` when nothing was sent or received."""
 
-    def __init__(self, message: str, retryable: bool = False) -> None:
+    def __init__(self, message: str, retryable: bool = False, status: int = 502) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.status = status  # what the client is told, if it has not had a response yet
 
 
 def _is_connection_auth(value: bytes | None) -> bool:
@@ -84,6 +100,42 @@ def _is_connection_auth(value: bytes | None) -> bool:
         return False
     scheme = value.split(b" ", 1)[0].lower()
     return scheme in AUTH_SCHEMES
+
+
+def _any_connection_auth(values: list[bytes]) -> bool:
+    return any(_is_connection_auth(v) for v in values)
+
+
+def _names(names: list[str] | dict[str, str]) -> frozenset[bytes]:
+    return frozenset(n.lower().encode("latin-1") for n in names)
+
+
+class HeaderPlan:
+    """A service's header options in the form the per-request code wants them."""
+
+    __slots__ = ("request_add", "request_drop", "response_add", "response_drop")
+
+    def __init__(self, opts: HeaderOptions) -> None:
+        # An added header replaces whatever the peer sent under that name.
+        self.request_drop = _names(opts.request_remove) | _names(opts.request_add)
+        self.response_drop = _names(opts.response_remove) | _names(opts.response_add)
+        self.request_add = [
+            (n.encode("latin-1"), v.encode("latin-1")) for n, v in opts.request_add.items()
+        ]
+        self.response_add = [
+            (n.encode("latin-1"), v.encode("latin-1")) for n, v in opts.response_add.items()
+        ]
+
+
+_plans: weakref.WeakKeyDictionary[ServiceRuntime, HeaderPlan] = weakref.WeakKeyDictionary()
+
+
+def _header_plan(service: ServiceRuntime) -> HeaderPlan:
+    # One plan per configuration snapshot of a service, shared by all its connections.
+    plan = _plans.get(service)
+    if plan is None:
+        plan = _plans[service] = HeaderPlan(service.model.headers)
+    return plan
 
 
 class HttpProxyConnection:
@@ -103,6 +155,7 @@ class HttpProxyConnection:
         self.service = service
         self.current = current
         self.vs = service.model
+        self.plan = _header_plan(service)
         self.sock = sock
         self.client_ip = client_ip(peer)
         self.tls = service.tls_server is not None
@@ -110,6 +163,12 @@ class HttpProxyConnection:
         self.reader = RequestReader()
         # NTLM/Negotiate: pool id -> the server connection this client authenticated on
         self.pinned: dict[str, ServerConnection] = {}
+        # Progress of the request in flight, which decides whether a failed server connection
+        # can be retried on another one and what the client can still be told.
+        self.consumed = False  # the client's request message was read to its end
+        self.body_sent = False  # some of its body went to a server: it cannot be replayed
+        self.responded = False  # a final response head went to the client
+        self.tunnel_rest = b""  # client bytes that followed an upgrade request
 
     # -- client side -------------------------------------------------------------------
 
@@ -117,7 +176,9 @@ class HttpProxyConnection:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(RECV_SIZE)
-        except (OSError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            raise ClientTimeout("timed out") from exc
+        except OSError as exc:
             raise ClientGone(str(exc)) from exc
         self.ctx.row[self.service.slot * WIDTH + BYTES_IN] += len(data)
         return data
@@ -129,7 +190,7 @@ class HttpProxyConnection:
             raise ClientGone(str(exc)) from exc
         self.ctx.row[self.service.slot * WIDTH + BYTES_OUT] += len(data)
 
-    def _next_client_event(self, timeout: float):
+    def _next_client_event(self, timeout: float) -> Event:
         while True:
             event = self.reader.next_event()
             if event is not None:
@@ -157,13 +218,35 @@ class HttpProxyConnection:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise HttpError(408, "request header timeout")
-                data = self._recv_client(remaining)
+                try:
+                    data = self._recv_client(remaining)
+                except ClientTimeout:
+                    raise HttpError(408, "request header timeout") from None
                 if not data:
                     return None
                 self.reader.feed(data)
         if not isinstance(event, RequestHead):
             raise HttpError(400, "unexpected data between requests")
         return event
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Send a refusal, then let the client's pending input drain before the close."""
+        self._send_client(error_response(status, reason))
+        self._linger()
+
+    def _linger(self) -> None:
+        sock = self.sock
+        with contextlib.suppress(OSError):
+            if not isinstance(sock, ssl.SSLSocket):
+                sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_TIME
+            left = LINGER_BYTES
+            while left > 0 and (remaining := deadline - time.monotonic()) > 0:
+                sock.settimeout(remaining)
+                data = sock.recv(RECV_SIZE)
+                if not data:
+                    break
+                left -= len(data)
 
     # -- the connection loop -----------------------------------------------------------
 
@@ -178,12 +261,12 @@ class HttpProxyConnection:
                 try:
                     head = self._read_head()
                 except HttpError as exc:
-                    self._send_client(error_response(exc.status, exc.reason))
+                    self._refuse(exc.status, exc.reason)
                     return
                 if head is None:
                     return
                 if not self._follow_reload():
-                    self._send_client(error_response(503, "This service was removed.\n"))
+                    self._refuse(503, "This service was removed.")
                     return
                 if not self._serve_request(head):
                     return
@@ -203,6 +286,7 @@ class HttpProxyConnection:
         if latest is not self.service:
             self.service = latest
             self.vs = latest.model
+            self.plan = _header_plan(latest)
         return True
 
     def _serve_request(self, head: RequestHead) -> bool:
@@ -219,10 +303,14 @@ class HttpProxyConnection:
             row[route.slot * WIDTH + REQUESTS] += 1
         persist_key, cookie_server = self._persistence(route, head)
         try:
-            return self._forward(head, route, persist_key, cookie_server)
+            keep = self._forward(head, route, persist_key, cookie_server)
+            if not self.consumed:
+                self._linger()  # the client may still be sending the body nobody read
+            return keep
         except HttpError as exc:
             # The client sent something hostile mid-body: refuse and close.
-            self._send_client(error_response(exc.status, exc.reason))
+            if not self.responded:
+                self._refuse(exc.status, exc.reason)
             return False
 
     def _route(self, head: RequestHead) -> PoolRoute | None:
@@ -292,9 +380,8 @@ class HttpProxyConnection:
             pinned.close()
             del self.pinned[pool.id]
         set_cookie = pool.persistence.mode == "active_cookie"
-        sni = None
-        if route.reencrypt is not None:
-            sni = sni_for(route.reencrypt, normalise_host(head.get(b"host")) or None)
+        reencrypt = route.reencrypt
+        host = (normalise_host(head.get(b"host")) or None) if reencrypt is not None else None
         for _ in range(CONNECT_ATTEMPTS):
             if (
                 cookie_server is not None
@@ -307,6 +394,13 @@ class HttpProxyConnection:
                 server = pool.choose(self.client_ip, persist_key, exclude)
             if server is None:
                 return None, False
+            # With verification on and no name to send, the certificate is checked against
+            # the server's address (its IP SANs).
+            sni = (
+                server_hostname_for(reencrypt, host, server.address)
+                if reencrypt is not None
+                else None
+            )
             key = (server.address, server.port, sni, route.tls_client is not None)
             conn = self.idle.get(key)
             if conn is not None:
@@ -324,19 +418,21 @@ class HttpProxyConnection:
 
     def _request_headers(self, head: RequestHead) -> list[tuple[bytes, bytes]]:
         opts = self.vs.headers
-        drop = HOP_BY_HOP | connection_tokens(head.headers)
-        remove = {n.lower().encode("latin-1") for n in opts.request_remove}
-        remove.update(n.lower().encode("latin-1") for n in opts.request_add)
+        plan = self.plan
+        remove = plan.request_drop
+        tokens = connection_tokens(head.headers)
+        xff = opts.x_forwarded_for
+        xfp = opts.x_forwarded_proto
         out: list[tuple[bytes, bytes]] = []
         xff_prior: list[bytes] = []
         for name, value in head.headers:
             lname = name.lower()
-            if lname in drop or lname in remove:
+            if lname in HOP_BY_HOP or lname in tokens or lname in remove:
                 continue
-            if lname == b"x-forwarded-for" and opts.x_forwarded_for != "off":
+            if lname == b"x-forwarded-for" and xff != "off":
                 xff_prior.append(value)
                 continue
-            if lname == b"x-forwarded-proto" and opts.x_forwarded_proto:
+            if lname == b"x-forwarded-proto" and xfp:
                 continue
             out.append((name, value))
         if head.chunked:
@@ -344,15 +440,13 @@ class HttpProxyConnection:
         if head.upgrade:
             out.append((b"Connection", b"Upgrade"))
             out.append((b"Upgrade", head.get(b"upgrade") or b""))
-        ip = self.client_ip.encode()
-        if opts.x_forwarded_for == "append":
-            out.append((b"X-Forwarded-For", b", ".join([*xff_prior, ip])))
-        elif opts.x_forwarded_for == "replace":
-            out.append((b"X-Forwarded-For", ip))
-        if opts.x_forwarded_proto:
+        if xff == "append":
+            out.append((b"X-Forwarded-For", b", ".join([*xff_prior, self.client_ip.encode()])))
+        elif xff == "replace":
+            out.append((b"X-Forwarded-For", self.client_ip.encode()))
+        if xfp:
             out.append((b"X-Forwarded-Proto", b"https" if self.tls else b"http"))
-        for name, value in opts.request_add.items():
-            out.append((name.encode("latin-1"), value.encode("latin-1")))
+        out += plan.request_add
         return out
 
     def _forward(
@@ -362,10 +456,11 @@ class HttpProxyConnection:
         persist_key: str | None,
         cookie_server: ServerRuntime | None,
     ) -> bool:
-        pool = route.pool
         auth = _is_connection_auth(head.get(b"authorization"))
         request_bytes = request_head_bytes(head.method, head.target, self._request_headers(head))
         has_body = head.chunked or bool(head.content_length)
+        self.consumed = self.body_sent = self.responded = False
+        self.tunnel_rest = b""
         exclude: list[ServerRuntime] = []
         row = self.ctx.row
         while True:
@@ -373,7 +468,9 @@ class HttpProxyConnection:
                 route, head, persist_key, cookie_server, exclude
             )
             if conn is None:
-                self._discard_body_quietly(head)
+                # A client waiting for 100 Continue sends no body: do not wait for one.
+                if not self.consumed and not head.expect_continue:
+                    self._discard_body_quietly(head)
                 self._send_client(
                     error_response(503, "No real server is available for this service.\n")
                 )
@@ -384,19 +481,37 @@ class HttpProxyConnection:
             row[s_base + TOTAL] += 1
             row[s_base + REQUESTS] += 1
             try:
-                keep = self._exchange(head, route, conn, request_bytes, has_body, set_cookie, auth)
+                return self._exchange(head, route, conn, request_bytes, has_body, set_cookie, auth)
             except ServerFailed as exc:
-                conn.close()
-                self.pinned.pop(pool.id, None)
-                if exc.retryable and conn.reused:
-                    exclude = []  # a stale pooled connection, not a bad server: retry as new
+                self._drop(route, conn)
+                if (
+                    exc.retryable
+                    and conn.reused
+                    and not self.body_sent
+                    and not self.responded
+                    and head.method in IDEMPOTENT
+                ):
+                    # A pooled connection the server closed while it sat idle, not a bad
+                    # server: try again on a fresh connection.
+                    exclude = []
                     continue
                 row[s_base + FAILURES] += 1
                 log.info("%s: %s failed: %s", self.vs.name, server.key, exc)
+                if not self.responded:
+                    self._send_client(error_response(exc.status, "The real server failed.\n"))
                 return False
+            except BaseException:
+                # The client went away or misbehaved mid-request: the server connection is
+                # in an unknown state.
+                self._drop(route, conn)
+                raise
             finally:
                 row[s_base + ACTIVE] -= 1
-            return keep
+
+    def _drop(self, route: PoolRoute, conn: ServerConnection) -> None:
+        conn.close()
+        if self.pinned.get(route.pool.id) is conn:
+            del self.pinned[route.pool.id]
 
     def _discard_body_quietly(self, head: RequestHead) -> None:
         if head.chunked or head.content_length:
@@ -410,7 +525,7 @@ class HttpProxyConnection:
             raise ServerFailed(f"send failed: {exc}", retryable=first) from exc
         self.ctx.row[conn.server.slot * WIDTH + BYTES_IN] += len(data)
 
-    def _next_server_event(self, conn: ServerConnection, timeout: float, started: bool):
+    def _next_server_event(self, conn: ServerConnection, timeout: float, started: bool) -> Event:
         reader = conn.reader
         while True:
             event = reader.next_event()
@@ -438,20 +553,27 @@ class HttpProxyConnection:
             except HttpError as exc:
                 raise ServerFailed(exc.reason) from exc
 
-    def _stream_request_body(self, head: RequestHead, conn: ServerConnection) -> bytes:
-        """Copy the request body to the server; returns tunnel bytes for an upgrade request."""
+    def _stream_request_body(self, head: RequestHead, conn: ServerConnection) -> None:
+        """Copy the rest of the request to the server (once: a retry finds it consumed)."""
+        if self.consumed:
+            return
         idle = self.vs.idle_timeout
+        chunked = head.chunked
         while True:
             event = self._next_client_event(idle)
             if isinstance(event, Body):
-                self._send_server(conn, chunk(event.data) if head.chunked else event.data)
+                if event.data:
+                    self.body_sent = True
+                    self._send_server(conn, chunk(event.data) if chunked else event.data)
             elif isinstance(event, EndOfMessage):
-                if head.chunked:
+                if chunked:
                     self._send_server(conn, LAST_CHUNK)
                 if not head.upgrade:
-                    return b""
+                    break
             elif isinstance(event, Upgraded):
-                return event.rest
+                self.tunnel_rest = event.rest
+                break
+        self.consumed = True
 
     def _exchange(
         self,
@@ -467,57 +589,67 @@ class HttpProxyConnection:
         idle = self.vs.idle_timeout
         conn.reader.expect(head.method)
         self._send_server(conn, request_bytes, first=True)
-        tunnel_rest = b""
-        body_sent = False
-        client_keep = head.keep_alive
-        started = False
-        if not (head.expect_continue and has_body):
+        waiting_for_continue = head.expect_continue and has_body and not self.consumed
+        if not waiting_for_continue:
             # Also consumes the end of a bodyless request, so the next one can be read.
-            tunnel_rest = self._stream_request_body(head, conn)
-            body_sent = True
-        wait = CONTINUE_WAIT if not body_sent else idle
+            self._stream_request_body(head, conn)
+        wait = CONTINUE_WAIT if waiting_for_continue else idle
+        started = False
         while True:
             try:
                 event = self._next_server_event(conn, wait, started)
             except TimeoutError as exc:
-                if not body_sent:
+                if waiting_for_continue:
                     # No 100 Continue: send the body anyway, as RFC 9110 lets clients do.
-                    tunnel_rest = self._stream_request_body(head, conn)
-                    body_sent, wait = True, idle
+                    self._stream_request_body(head, conn)
+                    waiting_for_continue, wait = False, idle
                     continue
-                raise ServerFailed("response timeout") from exc
+                raise ServerFailed("response timeout", status=504) from exc
             started = True
             assert isinstance(event, ResponseHead)
             if 100 <= event.status < 200 and event.status != 101:
-                self._relay_interim(event, conn)
-                if event.status == 100 and not body_sent:
-                    tunnel_rest = self._stream_request_body(head, conn)
-                    body_sent, wait = True, idle
+                self._relay_interim(event, conn, head)
+                if event.status == 100 and waiting_for_continue:
+                    self._stream_request_body(head, conn)
+                    waiting_for_continue, wait = False, idle
                 continue
             break
         response = event
-        if not body_sent:
-            # The server answered without wanting the body: the client may still send it,
-            # so this client connection cannot carry another request.
-            client_keep = False
-        if response.status == 101 and head.upgrade:
-            return self._tunnel(response, route, conn, tunnel_rest)
-        if auth or _any_connection_auth(response.get_all(b"www-authenticate")):
-            self.pinned[route.pool.id] = conn
-            auth = True
-        keep, reusable = self._relay_response(head, response, route, conn, set_cookie, client_keep)
-        if auth and keep and reusable:
-            return keep  # the pinned connection stays with this client
-        self.pinned.pop(route.pool.id, None)
-        if reusable:
+        if response.status == 101:
+            if not head.upgrade:
+                raise ServerFailed("101 Switching Protocols to a request without Upgrade")
+            return self._tunnel(response, conn)
+        # A refused body may still be on its way (the server answered before asking for it),
+        # and a refused upgrade left the request reader in tunnel mode: either way this client
+        # connection cannot carry another request. The server connection, which may expect the
+        # refused body, goes too.
+        complete = self.consumed and not head.upgrade
+        pool_id = route.pool.id
+        held = self.pinned.get(pool_id) is conn
+        if not held and (auth or _any_connection_auth(response.get_all(b"www-authenticate"))):
+            # NTLM/Negotiate authenticate the connection: from now on it serves only this
+            # client, for as long as both connections live.
+            self.pinned[pool_id] = conn
+            held = True
+        keep, reusable = self._relay_response(
+            head, response, route, conn, set_cookie, head.keep_alive and complete
+        )
+        reusable = reusable and self.consumed
+        if held:
+            if not (keep and reusable):
+                self._drop(route, conn)
+        elif reusable:
             self.idle.put(conn)
         else:
             conn.close()
         return keep
 
-    def _relay_interim(self, event: ResponseHead, conn: ServerConnection) -> None:
+    def _relay_interim(
+        self, event: ResponseHead, conn: ServerConnection, head: RequestHead
+    ) -> None:
         # 1xx responses have no body; the codec follows the head with EndOfMessage.
-        self._send_client(response_head_bytes(event.status, event.reason, event.headers))
+        if head.version != b"1.0":  # HTTP/1.0 clients do not expect interim responses
+            self._send_client(response_head_bytes(event.status, event.reason, event.headers))
         end = self._next_server_event(conn, self.vs.idle_timeout, True)
         assert isinstance(end, EndOfMessage)
 
@@ -531,13 +663,14 @@ class HttpProxyConnection:
         keep: bool,
         head: RequestHead,
     ) -> list[tuple[bytes, bytes]]:
-        opts = self.vs.headers
-        drop = HOP_BY_HOP | connection_tokens(response.headers)
-        remove = {n.lower().encode("latin-1") for n in opts.response_remove}
-        remove.update(n.lower().encode("latin-1") for n in opts.response_add)
-        out = [
-            (n, v) for n, v in response.headers if n.lower() not in drop and n.lower() not in remove
-        ]
+        plan = self.plan
+        remove = plan.response_drop
+        tokens = connection_tokens(response.headers)
+        out = []
+        for name, value in response.headers:
+            lname = name.lower()
+            if lname not in HOP_BY_HOP and lname not in tokens and lname not in remove:
+                out.append((name, value))
         if framing is not None:
             out.append((b"Transfer-Encoding", framing))
         p = route.pool.persistence
@@ -551,8 +684,7 @@ class HttpProxyConnection:
         elif p.mode == "server_cookie":
             for value in set_cookie_values(response.headers, p.cookie_name):
                 route.pool.authority.learn(route.pool.id, "cookie:" + value, server.key, p.timeout)
-        for name, value in opts.response_add.items():
-            out.append((name.encode("latin-1"), value.encode("latin-1")))
+        out += plan.response_add
         if not keep:
             out.append((b"Connection", b"close"))
         elif head.version == b"1.0":
@@ -571,16 +703,26 @@ class HttpProxyConnection:
         """Relay the response; (client connection may continue, server connection reusable)."""
         no_body = head.method == b"HEAD" or response.status in (204, 304)
         close_delimited = not no_body and not response.chunked and response.content_length is None
-        # A close-delimited body can still keep an HTTP/1.1 client connection: we chunk it.
-        rechunk = response.chunked or (close_delimited and head.version == b"1.1")
-        keep = client_keep and (not close_delimited or rechunk)
-        framing = b"chunked" if rechunk and not no_body else None
+        framing: bytes | None = None
+        keep = client_keep
+        if not no_body and (response.chunked or close_delimited):
+            if head.version == b"1.1":
+                # Chunked on the client side whatever the server did: a close-delimited body
+                # then no longer ends the client connection.
+                framing = b"chunked"
+            else:
+                keep = False  # HTTP/1.0 knows no chunks: the body ends with the connection
         headers = self._response_headers(
             response, route, conn.server, set_cookie, framing, keep, head
         )
+        self.responded = True
         self._send_client(response_head_bytes(response.status, response.reason, headers))
+        idle = self.vs.idle_timeout
         while True:
-            event = self._next_server_event(conn, self.vs.idle_timeout, True)
+            try:
+                event = self._next_server_event(conn, idle, True)
+            except TimeoutError as exc:
+                raise ServerFailed("response body timeout") from exc
             if isinstance(event, Body):
                 if event.data:
                     self._send_client(chunk(event.data) if framing else event.data)
@@ -590,12 +732,10 @@ class HttpProxyConnection:
                 break
         return keep, response.keep_alive and not close_delimited
 
-    def _tunnel(
-        self, response: ResponseHead, route: PoolRoute, conn: ServerConnection, client_rest: bytes
-    ) -> bool:
+    def _tunnel(self, response: ResponseHead, conn: ServerConnection) -> bool:
         """101 Switching Protocols: from here on bytes flow both ways untouched."""
-        headers = [(n, v) for n, v in response.headers]
-        self._send_client(response_head_bytes(response.status, response.reason, headers))
+        self.responded = True
+        self._send_client(response_head_bytes(response.status, response.reason, response.headers))
         # The codec ends the 101 message, then hands over the bytes that followed it.
         server_rest = b""
         while (event := conn.reader.next_event()) is not None:
@@ -604,16 +744,12 @@ class HttpProxyConnection:
                 break
         if server_rest:
             self._send_client(server_rest)
-        if client_rest:
-            self._send_server(conn, client_rest)
+        if self.tunnel_rest:
+            self._send_server(conn, self.tunnel_rest)
         self.sock.settimeout(None)
         conn.sock.settimeout(None)
         relay(self.sock, conn.sock, self.vs.idle_timeout)
         return False
-
-
-def _any_connection_auth(values: list[bytes]) -> bool:
-    return any(_is_connection_auth(v) for v in values)
 
 
 def handle_http(
