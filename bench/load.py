@@ -1,0 +1,198 @@
+"""The load generators: wrk (keep-alive throughput, paced latency), curl (bulk transfer),
+openssl s_time (full TLS handshakes, never resumed) and a holder of idle connections."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.net import LOOPBACK
+from bench.procs import CpuSet, run_tool
+
+_REQUESTS = re.compile(r"(\d+) requests in ([\d.]+)(us|ms|s|m)")
+_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+_PERCENTILE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_TO_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    errors: int  # socket errors of any kind
+    non_2xx: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def problems(self) -> str:
+        parts = []
+        if self.errors:
+            parts.append(f"{self.errors} socket errors")
+        if self.non_2xx:
+            parts.append(f"{self.non_2xx} non-2xx")
+        return ", ".join(parts)
+
+
+def parse_wrk(output: str) -> WrkResult:
+    match = _REQUESTS.search(output)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output: {output[-500:]}")
+    errors = _ERRORS.search(output)
+    non_2xx = _NON_2XX.search(output)
+    percentiles = {
+        p: float(value) * _TO_SECONDS[unit] * 1000 for p, value, unit in _PERCENTILE.findall(output)
+    }
+    return WrkResult(
+        requests=int(match.group(1)),
+        seconds=float(match.group(2)) * _TO_SECONDS[match.group(3)],
+        errors=sum(int(n) for n in errors.groups()) if errors else 0,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        p50_ms=percentiles.get("50"),
+        p99_ms=percentiles.get("99"),
+    )
+
+
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    duration: float,
+    threads: int,
+    cpus: CpuSet,
+    headers: Sequence[str] = (),
+    script: Path | None = None,
+    latency: bool = False,
+) -> WrkResult:
+    argv = [
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "5s",
+    ]
+    for header in headers:
+        argv += ["-H", header]
+    if script is not None:
+        argv += ["-s", str(script)]
+    if latency:
+        argv.append("--latency")
+    argv.append(url)
+    return parse_wrk(run_tool(argv, cpus, timeout=duration + 60).stdout)
+
+
+def pacing_script(folder: Path, delay_ms: int) -> Path:
+    """A wrk script that waits ``delay_ms`` between a connection's requests: a fixed, moderate
+    rate of about connections * 1000 / delay_ms per second instead of as fast as possible."""
+    path = folder / f"pace-{delay_ms}ms.lua"
+    path.write_text(f"function delay()\n  return {delay_ms}\nend\n")
+    return path
+
+
+def bulk(url: str, count: int, cpus: CpuSet, timeout: float) -> tuple[int, float]:
+    """(bytes, seconds) for ``count`` sequential downloads on one keep-alive connection."""
+    argv = ["curl", "-s", "--fail", "--max-time", str(int(timeout)), "-w", "%{size_download}\\n"]
+    for _ in range(count):
+        argv += ["-o", "/dev/null", url]
+    started = time.monotonic()
+    result = run_tool(argv, cpus, timeout=timeout + 10)
+    elapsed = time.monotonic() - started
+    return sum(int(float(n)) for n in result.stdout.split()), elapsed
+
+
+_S_TIME = re.compile(r"(\d+) connections in ([\d.]+) real seconds")
+
+
+def full_handshakes(port: int, seconds: float, cpus: CpuSet) -> int:
+    """Number of full TLS handshakes ``openssl s_time -new`` completed in ``seconds``: it never
+    resumes a session, so every connection costs the server a full handshake."""
+    result = run_tool(
+        [
+            "openssl",
+            "s_time",
+            "-connect",
+            f"{LOOPBACK}:{port}",
+            "-new",
+            "-time",
+            str(max(1, round(seconds))),
+        ],
+        cpus,
+        timeout=seconds + 60,
+    )
+    match = _S_TIME.search(result.stdout)
+    if match is None:
+        raise RuntimeError(f"unexpected s_time output: {result.stdout[-500:]}")
+    return int(match.group(1))
+
+
+class IdleConnections:
+    """``count`` client connections that each made one keep-alive request and then stay idle,
+    the way browsers hold connections open between page loads."""
+
+    REQUEST = b"GET / HTTP/1.1\r\nHost: bench.test\r\n\r\n"
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sockets: list[socket.socket] = []
+
+    def open(self, count: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for _ in range(count):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"opened only {len(self.sockets)} of {count} connections")
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sockets.append(sock)
+            sock.settimeout(10)
+            sock.connect((LOOPBACK, self.port))
+            sock.sendall(self.REQUEST)
+            _read_response(sock)
+
+    def still_open(self) -> int:
+        """How many are still open (a proxy that dropped some would look cheaper)."""
+        alive = 0
+        for sock in self.sockets:
+            sock.setblocking(False)
+            try:
+                alive += sock.recv(1, socket.MSG_PEEK) != b""
+            except BlockingIOError:
+                alive += 1
+            except OSError:
+                pass
+        return alive
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
+
+
+def _read_response(sock: socket.socket) -> None:
+    """Read one whole small response, so that nothing is left unread on an idle connection."""
+    response = b""
+    while b"\r\n\r\n" not in response:
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("proxy closed an idle connection's first request")
+        response += data
+    head, _, body = response.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise ConnectionError(f"unexpected answer {head[:60]!r}")
+    length = _CONTENT_LENGTH.search(head + b"\r\n")
+    missing = (int(length.group(1)) if length else 0) - len(body)
+    while missing > 0:
+        data = sock.recv(missing)
+        if not data:
+            raise ConnectionError("proxy closed mid-body")
+        missing -= len(data)
