@@ -11,18 +11,20 @@ import gevent
 from passerelle.engine.relay.tcp import connect, relay
 from passerelle.engine.runtime.context import WorkerContext, client_ip
 from passerelle.engine.runtime.pools import ServerRuntime
-from passerelle.engine.runtime.services import ServiceRuntime
+from passerelle.engine.runtime.services import PoolRoute, ServiceRuntime
 from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, FAILURES, TOTAL, WIDTH
+from passerelle.engine.tls.contexts import server_hostname_for, server_name
 
 log = logging.getLogger(__name__)
 
 CONNECT_ATTEMPTS = 3  # a failed connect moves on to another server, a few times at most
+_RESET_LINGER = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close() sends RST
 
 
 def reset(sock: socket.socket) -> None:
     """Close with RST: for a client we cannot serve, as near to 'connection refused' as we get."""
     with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_LINGER)
     sock.close()
 
 
@@ -38,34 +40,17 @@ def handle_tcp(
     row[vs_base + ACTIVE] += 1
     row[vs_base + TOTAL] += 1
     try:
+        sni = None
         if service.tls_server is not None:
             with gevent.Timeout(vs.header_timeout):
                 sock = service.tls_server.wrap_socket(sock, server_side=True)
-        route = service.default_route
-        pool = route.pool
-        ip = client_ip(peer)
-        key = pool.source_persist_key(ip)
-        tried: list[ServerRuntime] = []
-        upstream = None
-        server = None
-        for _ in range(CONNECT_ATTEMPTS):
-            server = pool.choose(ip, key, exclude=tried)
-            if server is None:
-                break
-            try:
-                upstream = connect(server.address, server.port, vs.connect_timeout)
-                break
-            except OSError as exc:
-                log.info("%s: connect to %s failed: %s", vs.name, server.key, exc)
-                row[server.slot * WIDTH + FAILURES] += 1
-                tried.append(server)
-        if upstream is None or server is None:
+            sni = server_name(sock)
+        found = open_server(ctx, service, client_ip(peer), sni)
+        if found is None:
             reset(sock)
             return
-        if route.tls_client is not None:
-            upstream = route.tls_client.wrap_socket(upstream, server_hostname=None)
+        server, upstream = found
         s_base = server.slot * WIDTH
-        row[s_base + ACTIVE] += 1
         row[s_base + TOTAL] += 1
 
         def count(up: int, down: int) -> None:
@@ -83,3 +68,57 @@ def handle_tcp(
         sock.close()
     finally:
         row[vs_base + ACTIVE] -= 1
+
+
+def open_server(
+    ctx: WorkerContext, service: ServiceRuntime, ip: str, sni: str | None
+) -> tuple[ServerRuntime, socket.socket] | None:
+    """A ready server connection for client ``ip``, or None when no server could be reached.
+
+    The chosen server's active count is taken before connecting and kept on success (the caller
+    gives it back): connect() and the TLS handshake yield, and meanwhile this worker's other new
+    connections must see the server as busy, or a burst would overshoot its connection limit
+    and pile onto the least-loaded server.
+    """
+    vs = service.model
+    route = service.default_route
+    pool = route.pool
+    row = ctx.row
+    key = pool.source_persist_key(ip)
+    tried: list[ServerRuntime] = []
+    for _ in range(CONNECT_ATTEMPTS):
+        server = pool.choose(ip, key, exclude=tried)
+        if server is None:
+            return None
+        row[server.slot * WIDTH + ACTIVE] += 1
+        try:
+            upstream = connect(server.address, server.port, vs.connect_timeout)
+            if route.tls_client is not None:
+                upstream = _reencrypt(route, upstream, server, sni, vs.connect_timeout)
+            return server, upstream
+        except OSError as exc:  # ssl.SSLError included: a failed handshake is a failed server
+            row[server.slot * WIDTH + ACTIVE] -= 1
+            row[server.slot * WIDTH + FAILURES] += 1
+            log.info("%s: connect to %s failed: %s", vs.name, server.key, exc)
+            tried.append(server)
+    return None
+
+
+def _reencrypt(
+    route: PoolRoute,
+    upstream: socket.socket,
+    server: ServerRuntime,
+    sni: str | None,
+    timeout: float,
+) -> socket.socket:
+    assert route.tls_client is not None and route.reencrypt is not None
+    # There is no Host at layer 4; the name the client asked the offload for stands in for it.
+    hostname = server_hostname_for(route.reencrypt, sni, server.address)
+    try:
+        upstream.settimeout(timeout)  # the handshake must not outlast the connect timeout
+        wrapped = route.tls_client.wrap_socket(upstream, server_hostname=hostname)
+    except OSError:
+        upstream.close()
+        raise
+    wrapped.settimeout(None)
+    return wrapped

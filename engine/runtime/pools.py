@@ -8,6 +8,7 @@ otherwise ask the scheduler. The decisions themselves are the pure functions in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from time import monotonic
 from typing import Protocol
 
 from passerelle.engine.balance.persistence import cookie_token, source_key
@@ -35,6 +36,53 @@ class PersistenceAuthority(Protocol):
     def persist(self, pool: str, key: str, candidate: str, timeout: float) -> str: ...
 
     def learn(self, pool: str, key: str, server: str, timeout: float) -> None: ...
+
+
+# How long a worker reuses the authority's answer for a key without asking again. A round trip
+# to the supervisor for every request would cost more than proxying the request, and would make
+# the supervisor a bottleneck shared by all workers. Another worker's learn() (a server cookie
+# given to another server) is seen at most this late; health and limits are always live.
+DECISION_REUSE = 1.0
+RECENT_MAX = 65536  # keys remembered per pool; past it, expired ones are dropped
+
+
+class RecentDecisions:
+    """The persistence authority as one pool of one worker sees it: answers are remembered
+    briefly, and what this worker learns is remembered at once (its next request must follow)."""
+
+    __slots__ = ("_authority", "_entries", "_reuse")
+
+    def __init__(self, authority: PersistenceAuthority, timeout: float) -> None:
+        self._authority = authority
+        # Half the persistence timeout at most: a client in use still refreshes the
+        # authority's sliding timeout before it runs out.
+        self._reuse = min(DECISION_REUSE, timeout / 2)
+        self._entries: dict[str, tuple[str, float]] = {}
+
+    def recall(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[1] <= monotonic():
+            return None
+        return entry[0]
+
+    def persist(self, pool: str, key: str, candidate: str, timeout: float) -> str:
+        held = self._authority.persist(pool, key, candidate, timeout)
+        self._remember(key, held)
+        return held
+
+    def learn(self, pool: str, key: str, server: str, timeout: float) -> None:
+        self._remember(key, server)
+        self._authority.learn(pool, key, server, timeout)
+
+    def _remember(self, key: str, server: str) -> None:
+        now = monotonic()
+        entries = self._entries
+        if len(entries) >= RECENT_MAX and key not in entries:
+            for stale in [k for k, (_, until) in entries.items() if until <= now]:
+                del entries[stale]
+            if len(entries) >= RECENT_MAX:
+                entries.clear()
+        entries[key] = (server, now + self._reuse)
 
 
 class ServerRuntime:
@@ -98,7 +146,7 @@ class PoolRuntime:
         self.by_key = {s.key: s for s in self.servers}
         self.by_token = {s.token: s for s in self.servers}
         self.scheduler = make_scheduler(model.scheduling)
-        self.authority = authority
+        self.authority = RecentDecisions(authority, model.persistence.timeout)
 
     def available(self) -> list[ServerRuntime]:
         return [s for s in self.servers if s.usable()]
@@ -118,9 +166,16 @@ class PoolRuntime:
         exclude: Sequence[ServerRuntime] = (),
     ) -> ServerRuntime | None:
         """A server for a new connection or request, honouring persistence when a key is given."""
+        if persist_key is not None:
+            held = self.authority.recall(persist_key)
+            server = self.by_key.get(held) if held is not None else None
+            if server is not None and server not in exclude and server.usable():
+                return server
         candidate = self.schedule(client_ip, exclude)
         if candidate is None or persist_key is None:
             return candidate
+        # Asked afresh also when the remembered server can no longer be used, so that the
+        # authority moves the client once, for every worker.
         held = self.authority.persist(self.id, persist_key, candidate.key, self.persistence.timeout)
         server = self.by_key.get(held)
         # The authority checks health itself; a limit or exclusion is the worker's to judge.
