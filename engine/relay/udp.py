@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 Chooser = Callable[[str], tuple[str, int] | None]
 OnSession = Callable[[str, tuple[str, int]], None]
-OnBytes = Callable[[int, int], None]
+OnBytes = Callable[[int, int, tuple[str, int]], None]  # up, down, real server
 
 MAX_SESSIONS = 65536
 _DATAGRAM_MAX = 65536
@@ -72,12 +72,14 @@ class UdpService:
         on_session: OnSession | None = None,
         on_bytes: OnBytes | None = None,
         max_sessions: int = MAX_SESSIONS,
+        on_close: OnSession | None = None,
     ) -> None:
         self._sock = sock
         self._choose = choose
         self._idle_timeout = idle_timeout
         self._on_session = on_session
         self._on_bytes = on_bytes
+        self._on_close = on_close
         self._max_sessions = max_sessions
         self._sessions: dict[tuple, _Session] = {}
         self._io: _socket.socket | None = None
@@ -180,7 +182,7 @@ class UdpService:
             self._close_session(session)
             return
         if self._on_bytes is not None:
-            self._on_bytes(len(data), 0)
+            self._on_bytes(len(data), 0, session.server)
 
     def _open_session(self, client: tuple) -> _Session | None:
         if len(self._sessions) >= self._max_sessions:
@@ -249,7 +251,7 @@ class UdpService:
                 self.dropped += 1
                 continue
             if self._on_bytes is not None:
-                self._on_bytes(0, size)
+                self._on_bytes(0, size, session.server)
 
     # --- expiry -------------------------------------------------------------------------------
 
@@ -264,6 +266,8 @@ class UdpService:
     def _close_session(self, session: _Session) -> None:
         if self._sessions.get(session.client) is session:
             del self._sessions[session.client]
+            if self._on_close is not None:
+                self._on_close(_label(session.client), session.server)
         if session.watcher is not None:
             session.watcher.close()
             session.watcher = None

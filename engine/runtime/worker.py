@@ -36,7 +36,8 @@ from passerelle.engine.runtime.services import (  # noqa: E402
     ServiceRuntime,
     build_services,
 )
-from passerelle.engine.stats.counters import TOTAL, WIDTH, CounterTable  # noqa: E402
+from passerelle.engine.runtime.udp_counters import UdpCounters  # noqa: E402
+from passerelle.engine.stats.counters import CounterTable  # noqa: E402
 
 log = logging.getLogger("passerelle.worker")
 
@@ -135,11 +136,14 @@ class Worker:
             existing.set_chooser(choose)
             return
         address, port, _ = key
+        counters = self._udp_counters(key)
         udp = UdpService(
             udp_listener(address, port),
             choose,
             service.model.idle_timeout,
-            on_session=self._udp_session_counter(key),
+            on_session=counters.opened,
+            on_bytes=counters.moved,
+            on_close=counters.closed,
         )
         udp.start()
         self.udp_services[key] = udp
@@ -155,13 +159,8 @@ class Worker:
 
         return choose
 
-    def _udp_session_counter(self, key: ListenerKey):
-        def opened(client: str, server: tuple[str, int]) -> None:
-            service = self.services.get(key)
-            if service is not None:
-                self.ctx.row[service.slot * WIDTH + TOTAL] += 1
-
-        return opened
+    def _udp_counters(self, key: ListenerKey) -> UdpCounters:
+        return UdpCounters(self.ctx.row, lambda: self.services.get(key))
 
     def _tcp_handler(self, key: ListenerKey):
         def handle(sock: socket.socket, peer: tuple) -> None:

@@ -80,7 +80,7 @@ class Service:
         )
         self.service.start()
 
-    def _count(self, up: int, down: int) -> None:
+    def _count(self, up: int, down: int, server: tuple[str, int]) -> None:
         self.up += up
         self.down += down
 
