@@ -66,6 +66,7 @@ from passerelle.engine.tls.contexts import server_hostname_for, server_name
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
+FLUSH_SIZE = 65536  # gathered response bytes beyond this go out at once
 CONNECT_ATTEMPTS = 3
 CONTINUE_WAIT = 1.0  # how long to wait for a server's 100 Continue before sending the body anyway
 AUTH_SCHEMES = (b"ntlm", b"negotiate")
@@ -492,7 +493,9 @@ class HttpProxyConnection:
                     and head.method in IDEMPOTENT
                 ):
                     # A pooled connection the server closed while it sat idle, not a bad
-                    # server: try again on a fresh connection.
+                    # server: try again on a fresh connection, counted as the same request.
+                    row[s_base + TOTAL] -= 1
+                    row[s_base + REQUESTS] -= 1
                     exclude = []
                     continue
                 row[s_base + FAILURES] += 1
@@ -716,20 +719,35 @@ class HttpProxyConnection:
             response, route, conn.server, set_cookie, framing, keep, head
         )
         self.responded = True
-        self._send_client(response_head_bytes(response.status, response.reason, headers))
+        # Writes are gathered until the server has nothing more queued: a small response then
+        # leaves in one send (one syscall, one segment) instead of head and body apart.
+        out = [response_head_bytes(response.status, response.reason, headers)]
+        pending = len(out[0])
         idle = self.vs.idle_timeout
+        reader = conn.reader
         while True:
-            try:
-                event = self._next_server_event(conn, idle, True)
-            except TimeoutError as exc:
-                raise ServerFailed("response body timeout") from exc
+            event = reader.next_event()
+            if event is None:
+                if out:
+                    self._send_client(b"".join(out))
+                    out, pending = [], 0
+                try:
+                    event = self._next_server_event(conn, idle, True)
+                except TimeoutError as exc:
+                    raise ServerFailed("response body timeout") from exc
             if isinstance(event, Body):
-                if event.data:
-                    self._send_client(chunk(event.data) if framing else event.data)
+                data = chunk(event.data) if framing else event.data
+                out.append(data)
+                pending += len(data)
+                if pending >= FLUSH_SIZE:
+                    self._send_client(b"".join(out))
+                    out, pending = [], 0
             elif isinstance(event, EndOfMessage):
                 if framing:
-                    self._send_client(LAST_CHUNK)
+                    out.append(LAST_CHUNK)
                 break
+        if out:
+            self._send_client(b"".join(out))
         return keep, response.keep_alive and not close_delimited
 
     def _tunnel(self, response: ResponseHead, conn: ServerConnection) -> bool:

@@ -8,11 +8,12 @@ because those schemes authenticate the TCP connection, not the request.
 from __future__ import annotations
 
 import contextlib
-import select
 import socket
 import ssl
 import time
 from collections import deque
+
+from gevent import monkey
 
 from passerelle.engine.http.codec import ResponseReader
 from passerelle.engine.relay.tcp import connect
@@ -58,10 +59,14 @@ def open_connection(
     return ServerConnection(sock, server, (server.address, server.port, sni, tls is not None))
 
 
+# The kernel's select with a zero timeout: gevent's patched one would spin the hub for nothing.
+_poll_now = monkey.get_original("select", "select")
+
+
 def _looks_alive(sock: socket.socket) -> bool:
     """An idle connection must have nothing to read: readable means EOF, reset or junk."""
     try:
-        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        readable, _, _ = _poll_now([sock.fileno()], [], [], 0)
     except (OSError, ValueError):
         return False
     return not readable
