@@ -1,0 +1,1 @@
+"""Support for the test suite that must live in an importable package."""

@@ -1,0 +1,110 @@
+"""Server choice as a worker makes it: health, limits, persistence remembered briefly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from passerelle.engine.model.config import Pool
+from passerelle.engine.runtime import pools
+from passerelle.engine.runtime.pools import PoolRuntime, RecentDecisions
+from passerelle.engine.stats.counters import ACTIVE, HEALTH_DOWN, HEALTH_UP, WIDTH, CounterTable
+
+
+class Authority:
+    """Records what the worker asks; answers like the supervisor (first assignment wins)."""
+
+    def __init__(self) -> None:
+        self.table: dict[str, str] = {}
+        self.asked = 0
+
+    def persist(self, pool: str, key: str, candidate: str, timeout: float) -> str:
+        self.asked += 1
+        return self.table.setdefault(key, candidate)
+
+    def learn(self, pool: str, key: str, server: str, timeout: float) -> None:
+        self.table[key] = server
+
+
+@pytest.fixture
+def table(tmp_path: Path):
+    counters = CounterTable(tmp_path / "counters", 2, create=True)
+    yield counters
+    counters.close()
+
+
+def make_pool(table: CounterTable, authority: Authority, **extra) -> PoolRuntime:
+    model = Pool.model_validate(
+        {
+            "real_servers": [
+                {"address": "10.0.0.1", "port": 80},
+                {"address": "10.0.0.2", "port": 80},
+            ],
+            "persistence": {"mode": "source_ip", "timeout": 60},
+            **extra,
+        }
+    )
+    slots = iter(range(100))
+    pool = PoolRuntime("web", model, lambda key: next(slots), table, authority)
+    for server in pool.servers:
+        table.health[server.slot] = HEALTH_UP
+    return pool
+
+
+def test_a_decision_is_reused_without_asking_again(table, monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(pools, "monotonic", lambda: clock[0])
+    authority = Authority()
+    pool = make_pool(table, authority)
+    key = pool.source_persist_key("192.0.2.7")
+    first = pool.choose("192.0.2.7", key)
+    assert [pool.choose("192.0.2.7", key) for _ in range(5)] == [first] * 5
+    assert authority.asked == 1
+    clock[0] += 2  # beyond the reuse window: the authority is asked (and refreshed) again
+    assert pool.choose("192.0.2.7", key) is first
+    assert authority.asked == 2
+
+
+def test_a_remembered_server_that_goes_down_is_not_used(table) -> None:
+    authority = Authority()
+    pool = make_pool(table, authority)
+    key = pool.source_persist_key("192.0.2.7")
+    first = pool.choose("192.0.2.7", key)
+    table.health[first.slot] = HEALTH_DOWN
+    other = pool.choose("192.0.2.7", key)
+    assert other is not None and other is not first
+
+
+def test_a_server_at_its_limit_counts_every_worker(table) -> None:
+    authority = Authority()
+    pool = make_pool(
+        table,
+        authority,
+        real_servers=[{"address": "10.0.0.1", "port": 80, "max_connections": 1}],
+        persistence={"mode": "none"},
+    )
+    (server,) = pool.servers
+    table.row(1)[server.slot * WIDTH + ACTIVE] = 1  # the other worker holds its one connection
+    assert pool.choose("192.0.2.7") is None
+    table.row(1)[server.slot * WIDTH + ACTIVE] = 0
+    assert pool.choose("192.0.2.7") is server
+
+
+def test_learning_is_followed_at_once_by_this_worker() -> None:
+    authority = Authority()
+    recent = RecentDecisions(authority, timeout=60)
+    recent.learn("web", "cookie:abc", "10.0.0.2:80", 60)
+    assert recent.recall("cookie:abc") == "10.0.0.2:80"
+    assert authority.table["cookie:abc"] == "10.0.0.2:80"
+
+
+def test_reuse_never_outlasts_half_the_persistence_timeout(monkeypatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(pools, "monotonic", lambda: clock[0])
+    recent = RecentDecisions(Authority(), timeout=0.5)
+    recent.persist("web", "k", "10.0.0.1:80", 0.5)
+    clock[0] = 0.2
+    assert recent.recall("k") == "10.0.0.1:80"
+    clock[0] = 0.26
+    assert recent.recall("k") is None
