@@ -1,4 +1,4 @@
-"""The engine daemon: store + supervisor + admin listener, until SIGTERM or Ctrl-C."""
+"""The engine daemon: store + supervisor + admin and management listeners, until SIGTERM."""
 
 from __future__ import annotations
 
@@ -14,21 +14,64 @@ import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from passerelle.cli import CommandError  # noqa: E402
+from passerelle.engine.manage.api.bootstrap import INITIAL_PASSWORD_FILE  # noqa: E402
+from passerelle.engine.manage.api.listener import clash  # noqa: E402
+from passerelle.engine.manage.api.plane import ManagementPlane  # noqa: E402
 from passerelle.engine.manage.files import load_config_file  # noqa: E402
 from passerelle.engine.manage.follow import StoreFollower  # noqa: E402
 from passerelle.engine.manage.store import ConfigStore  # noqa: E402
+from passerelle.engine.manage.users import UserError  # noqa: E402
 from passerelle.engine.model.errors import ConfigError, validate_config  # noqa: E402
-from passerelle.engine.runtime.admin import serve_admin  # noqa: E402
+from passerelle.engine.runtime.admin import AdminApp, serve_admin  # noqa: E402
 from passerelle.engine.runtime.supervisor import Supervisor  # noqa: E402
+from passerelle.engine.stats.report import prometheus  # noqa: E402
 
 log = logging.getLogger("passerelle.engine")
 
 
-def parse_endpoint(text: str) -> tuple[str, int]:
+def parse_endpoint(text: str, option: str = "--admin") -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise CommandError(f"--admin: expected ADDRESS:PORT, got {text!r}")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise CommandError(f"{option}: expected ADDRESS:PORT, got {text!r}")
     return host.strip("[]"), int(port)
+
+
+def start_management(
+    store: ConfigStore,
+    supervisor: Supervisor,
+    endpoint: str,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    password_file: Path | None = None,
+) -> tuple[ManagementPlane, str | None]:
+    """The HTTPS management API beside the engine; also the generated admin password, if any."""
+    address, port = parse_endpoint(endpoint, "--management")
+    used_by = clash(address, port, store.current()[1])
+    if used_by is not None:
+        raise CommandError(
+            f"--management: {address}:{port} is a listener of virtual service {used_by!r}; "
+            "the management API never shares an address with a virtual service"
+        )
+    admin = AdminApp(supervisor)
+    try:
+        plane = ManagementPlane(
+            store,
+            address,
+            port,
+            stats=admin.stats,
+            status=admin.status,
+            metrics=lambda: prometheus(admin.stats(), supervisor.version),
+            cert=cert,
+            key=key,
+        )
+        password = plane.ensure_admin(password_file)
+    except UserError as exc:
+        raise CommandError(f"admin password: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"management listener: {exc}") from None
+    plane.start()
+    return plane, password
 
 
 def run_engine(
@@ -37,6 +80,10 @@ def run_engine(
     workers: int | None,
     admin: str | None,
     log_level: str = "INFO",
+    management: str | None = None,
+    management_cert: Path | None = None,
+    management_key: Path | None = None,
+    admin_password_file: Path | None = None,
 ) -> int:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = ConfigStore(db)
@@ -53,7 +100,23 @@ def run_engine(
         gevent.signal_handler(signum, stopped.set)
     supervisor.start()
     admin_server = None
+    plane = None
     try:
+        if management:
+            plane, password = start_management(
+                store,
+                supervisor,
+                management,
+                cert=management_cert,
+                key=management_key,
+                password_file=admin_password_file,
+            )
+            if password is not None:
+                log.warning(
+                    "created user 'admin' with password %s (also written to %s)",
+                    password,
+                    db.parent / INITIAL_PASSWORD_FILE,
+                )
         if admin:
             address, port = parse_endpoint(admin)
             admin_server = serve_admin(supervisor, address, port)
@@ -67,6 +130,8 @@ def run_engine(
         stopped.wait()
         log.info("stopping")
     finally:
+        if plane is not None:
+            plane.stop()
         if admin_server is not None:
             admin_server.stop()
         supervisor.stop()

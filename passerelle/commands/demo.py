@@ -22,10 +22,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--workers", type=int, default=0, help="worker processes (default: cores)")
     parser.add_argument("--admin", default="127.0.0.1:9900", help="admin listener ADDRESS:PORT")
+    parser.add_argument(
+        "--management",
+        default="127.0.0.1:8443",
+        help="HTTPS management API ADDRESS:PORT (default: %(default)s; a free port if it is busy)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from passerelle.demo.run import run_demo
 
-    return run_demo(args.dir, args.workers or None, args.admin)
+    return run_demo(args.dir, args.workers or None, args.admin, args.management)

@@ -34,6 +34,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(default: %(default)s; 'off' to disable)",
     )
     parser.add_argument(
+        "--management",
+        default="127.0.0.1:8443",
+        help="address:port of the HTTPS management API and web UI; never a virtual service's "
+        "address (default: %(default)s; 'off' to disable)",
+    )
+    parser.add_argument(
+        "--management-cert",
+        type=Path,
+        help="PEM certificate for the management listener (default: a self-signed one made in "
+        "the store's folder on first start)",
+    )
+    parser.add_argument("--management-key", type=Path, help="PEM private key of --management-cert")
+    parser.add_argument(
+        "--admin-password-file",
+        type=Path,
+        help="when no user exists yet, create 'admin' with the password in this file "
+        "(else $PASSERELLE_ADMIN_PASSWORD, else a generated one, logged once and written to "
+        "initial-admin-password beside the store)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     parser.set_defaults(run=run)
@@ -48,4 +68,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers or None,
         admin=None if args.admin == "off" else args.admin,
         log_level=args.log_level,
+        management=None if args.management == "off" else args.management,
+        management_cert=args.management_cert,
+        management_key=args.management_key,
+        admin_password_file=args.admin_password_file,
     )

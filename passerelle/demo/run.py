@@ -8,6 +8,7 @@ monkey.patch_all()
 
 import logging  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -22,7 +23,8 @@ from passerelle.demo.sfb import (  # noqa: E402
     SampleDeployment,
     reference_config,
 )
-from passerelle.engine.manage.daemon import parse_endpoint  # noqa: E402
+from passerelle.engine.manage.api.bootstrap import INITIAL_PASSWORD_FILE  # noqa: E402
+from passerelle.engine.manage.daemon import parse_endpoint, start_management  # noqa: E402
 from passerelle.engine.manage.follow import StoreFollower  # noqa: E402
 from passerelle.engine.manage.store import ConfigStore  # noqa: E402
 from passerelle.engine.model.errors import validate_config  # noqa: E402
@@ -30,7 +32,23 @@ from passerelle.engine.runtime.admin import serve_admin  # noqa: E402
 from passerelle.engine.runtime.supervisor import Supervisor  # noqa: E402
 
 
-def run_demo(directory: Path | None, workers: int | None, admin: str) -> int:
+def _free_or_any(endpoint: str) -> str:
+    """``endpoint`` if nothing listens there, else the same address on a port of the kernel's
+    choosing: a second demo on one machine must still start."""
+    address, port = parse_endpoint(endpoint, "--management")
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            probe.bind((address, 0))
+        port = probe.getsockname()[1]
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def run_demo(
+    directory: Path | None, workers: int | None, admin: str, management: str = "127.0.0.1:8443"
+) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -53,13 +71,16 @@ def run_demo(directory: Path | None, workers: int | None, admin: str) -> int:
     supervisor.start()
     address, port = parse_endpoint(admin)
     admin_server = serve_admin(supervisor, address, port)
+    plane, password = start_management(store, supervisor, _free_or_any(management))
     try:
         follower = StoreFollower(store, supervisor.apply)
         follower.sync()
         gevent.spawn(follower.run)
         print(banner(layout, ca_path, directory, admin), flush=True)
+        print(management_banner(plane.url, plane.certificate, password, directory), flush=True)
         stopped.wait()
     finally:
+        plane.stop()
         admin_server.stop()
         supervisor.stop()
         samples.stop()
@@ -90,6 +111,15 @@ Try it:
 
 Configuration store: {directory / "passerelle.db"}
   passerelle config export --db {directory / "passerelle.db"}
+
+"""
+
+
+def management_banner(url: str, certificate: Path, password: str | None, directory: Path) -> str:
+    shown = password or f"(as set before; first one in {directory / INITIAL_PASSWORD_FILE})"
+    return f"""Management API      {url}/api/v1/   (OpenAPI: {url}/api/v1/openapi.json)
+  user admin, password {shown}
+  curl --cacert {certificate} -u admin:PASSWORD {url}/api/v1/virtual-services
 
 Press Ctrl-C to stop.
 """

@@ -23,7 +23,12 @@ def free_port(address: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int
 
 
 class EngineProcess:
-    def __init__(self, workdir: Path, workers: int = 2) -> None:
+    def __init__(
+        self, workdir: Path, workers: int = 2, extra_args: tuple[str, ...] = ("--management", "off")
+    ) -> None:
+        # The management API is tested on its own; data-plane tests leave it off.
+        self.extra_args = extra_args
+        self.extra_env: dict[str, str] = {}
         self.workdir = workdir
         self.db = workdir / "passerelle.db"
         self.admin_port = free_port()
@@ -39,7 +44,7 @@ class EngineProcess:
     def start(self, config: dict[str, Any] | None = None) -> EngineProcess:
         if config is not None:
             self.store.apply(validate_config(config), author="test")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -52,6 +57,7 @@ class EngineProcess:
                 str(self.workers),
                 "--admin",
                 f"127.0.0.1:{self.admin_port}",
+                *self.extra_args,
             ],
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,

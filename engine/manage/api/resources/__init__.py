@@ -1,0 +1,34 @@
+"""The API's resources, one module each; ``RESOURCES`` is the order they appear in the docs."""
+
+from __future__ import annotations
+
+from passerelle.engine.manage.api.resources import (
+    audit,
+    certificates,
+    config,
+    documentation,
+    health,
+    real_servers,
+    session,
+    statistics,
+    subvs,
+    tokens,
+    users,
+    virtual_services,
+)
+from passerelle.engine.manage.api.spec import Resource
+
+RESOURCES: tuple[Resource, ...] = (
+    health.resource,
+    session.resource,
+    virtual_services.resource,
+    real_servers.resource,
+    subvs.resource,
+    certificates.resource,
+    config.resource,
+    statistics.resource,
+    users.resource,
+    tokens.resource,
+    audit.resource,
+    documentation.resource,
+)
