@@ -11,6 +11,8 @@ COMMANDS = {
     "engine": "engine",
     "demo": "demo",
     "config": "config",
+    "firstboot": "firstboot",
+    "console": "console",
 }
 
 
