@@ -1,1 +1,1 @@
-"""image"""
+"""Appliance image build: root filesystem, disk, Packer sealing boot, OVA/VHDX, boot test."""

@@ -11,6 +11,7 @@ COMMANDS = {
     "engine": "engine",
     "demo": "demo",
     "config": "config",
+    "image": "image",
     "firstboot": "firstboot",
     "console": "console",
 }
