@@ -14,6 +14,7 @@ COMMANDS = {
     "image": "image",
     "firstboot": "firstboot",
     "console": "console",
+    "deploy": "deploy",
 }
 
 

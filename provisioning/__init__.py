@@ -1,1 +1,1 @@
-"""provisioning"""
+"""Scripted deployment of Passerelle appliances on vSphere and Hyper-V, single or HA pair."""

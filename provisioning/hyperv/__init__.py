@@ -1,0 +1,1 @@
+"""Deployment on Hyper-V hosts: generated PowerShell run over WinRM (pywinrm, NTLM)."""

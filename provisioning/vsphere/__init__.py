@@ -1,0 +1,1 @@
+"""Deployment on VMware vSphere through the vSphere API (pyvmomi)."""
