@@ -17,4 +17,10 @@ for package, folder in FOLDERS.items():
     packages.append(package)
     packages += [f"{package}.{sub}" for sub in find_packages(folder)]
 
-setup(package_dir=package_dir, packages=packages, include_package_data=True)
+# Data that the engine reads at run time: template data files and the licence public key.
+PACKAGE_DATA = {
+    "passerelle.engine.manage.templates": ["data/*.yaml"],
+    "passerelle.engine.manage.licence": ["vendor_public_key.pem"],
+}
+
+setup(package_dir=package_dir, packages=packages, package_data=PACKAGE_DATA)

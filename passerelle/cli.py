@@ -15,6 +15,7 @@ COMMANDS = {
     "firstboot": "firstboot",
     "console": "console",
     "deploy": "deploy",
+    "licence": "licence",
 }
 
 

@@ -7,6 +7,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import logging  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import tempfile  # noqa: E402
@@ -23,6 +24,7 @@ from passerelle.demo.sfb import (  # noqa: E402
     SampleDeployment,
     reference_config,
 )
+from passerelle.engine.manage.advisor import PORT_OFFSET_ENV  # noqa: E402
 from passerelle.engine.manage.api.bootstrap import INITIAL_PASSWORD_FILE  # noqa: E402
 from passerelle.engine.manage.daemon import parse_endpoint, start_management  # noqa: E402
 from passerelle.engine.manage.follow import StoreFollower  # noqa: E402
@@ -71,6 +73,9 @@ def run_demo(
     supervisor.start()
     address, port = parse_endpoint(admin)
     admin_server = serve_admin(supervisor, address, port)
+    # The demo shifts Skype's ports by 10000 so nothing needs root; the compliance advisor
+    # must judge 15061 as the 5061 health port it stands for.
+    os.environ.setdefault(PORT_OFFSET_ENV, "10000")
     plane, password = start_management(store, supervisor, _free_or_any(management))
     try:
         follower = StoreFollower(store, supervisor.apply)
