@@ -20,6 +20,7 @@ from passerelle.engine.manage.api.ratelimit import FailureLimiter
 from passerelle.engine.manage.api.resources import RESOURCES
 from passerelle.engine.manage.audit import AuditLog
 from passerelle.engine.manage.store import ConfigStore
+from passerelle.engine.manage.ui import blueprint as web_ui
 from passerelle.engine.manage.users import UserStore
 
 MAX_BODY = 16 * 1024 * 1024  # a whole configuration with many certificates fits easily
@@ -83,6 +84,7 @@ def create_app(
     errors.install(app)
     for resource in RESOURCES:
         app.register_blueprint(resource.blueprint)
+    app.register_blueprint(web_ui)
 
     @app.before_request
     def _start() -> None:
