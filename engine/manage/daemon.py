@@ -14,6 +14,9 @@ import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from passerelle.cli import CommandError  # noqa: E402
+from passerelle.engine.ha.node import EXTENSION as HA_EXTENSION  # noqa: E402
+from passerelle.engine.ha.node import HANode  # noqa: E402
+from passerelle.engine.ha.state import DEFAULT_STATE_FILE  # noqa: E402
 from passerelle.engine.manage.api.bootstrap import INITIAL_PASSWORD_FILE  # noqa: E402
 from passerelle.engine.manage.api.listener import clash  # noqa: E402
 from passerelle.engine.manage.api.plane import ManagementPlane  # noqa: E402
@@ -74,6 +77,46 @@ def start_management(
     return plane, password
 
 
+def _health_url(admin: str | None, management: str) -> str:
+    """What keepalived's track script asks: the admin listener, else the management API."""
+    if admin:
+        address, port = parse_endpoint(admin)
+        scheme, path = "http", "/healthz"
+    else:
+        address, port = parse_endpoint(management, "--management")
+        scheme, path = "https", "/api/v1/health"
+    if address in ("0.0.0.0", "::", ""):
+        address = "127.0.0.1" if address != "::" else "::1"
+    host = f"[{address}]" if ":" in address else address
+    return f"{scheme}://{host}:{port}{path}"
+
+
+def start_ha(
+    store: ConfigStore,
+    supervisor: Supervisor,
+    plane: ManagementPlane,
+    health_url: str,
+    state_file: Path,
+    run_dir: Path,
+    keepalived: str,
+) -> HANode:
+    """The HA side of the engine: it follows every applied configuration's ``ha`` section."""
+    node = HANode(
+        store,
+        supervisor,
+        state_file=state_file,
+        run_dir=run_dir,
+        api_port=plane.listener.port,
+        certificate=plane.certificate,
+        check_url=health_url,
+        keepalived=keepalived,
+    )
+    supervisor.on_applied.append(node.config_applied)
+    plane.app.extensions[HA_EXTENSION] = node
+    node.start()
+    return node
+
+
 def run_engine(
     db: Path,
     config_file: Path | None,
@@ -84,6 +127,9 @@ def run_engine(
     management_cert: Path | None = None,
     management_key: Path | None = None,
     admin_password_file: Path | None = None,
+    ha_state_file: Path = DEFAULT_STATE_FILE,
+    ha_run_dir: Path = Path("/run/passerelle/ha"),
+    keepalived: str = "keepalived",
 ) -> int:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = ConfigStore(db)
@@ -101,6 +147,7 @@ def run_engine(
     supervisor.start()
     admin_server = None
     plane = None
+    ha = None
     try:
         if management:
             plane, password = start_management(
@@ -117,6 +164,15 @@ def run_engine(
                     password,
                     db.parent / INITIAL_PASSWORD_FILE,
                 )
+            ha = start_ha(
+                store,
+                supervisor,
+                plane,
+                _health_url(admin, management),
+                ha_state_file,
+                ha_run_dir,
+                keepalived,
+            )
         if admin:
             address, port = parse_endpoint(admin)
             admin_server = serve_admin(supervisor, address, port)
@@ -130,6 +186,8 @@ def run_engine(
         stopped.wait()
         log.info("stopping")
     finally:
+        if ha is not None:
+            ha.stop()
         if plane is not None:
             plane.stop()
         if admin_server is not None:

@@ -18,11 +18,13 @@ from passerelle.engine.model.config import (
     VirtualService,
 )
 from passerelle.engine.model.errors import ConfigError, validate_config
+from passerelle.engine.model.ha import HASettings
 
 __all__ = [
     "Certificate",
     "Config",
     "ConfigError",
+    "HASettings",
     "HeaderOptions",
     "HealthCheck",
     "NoMatchResponse",

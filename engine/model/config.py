@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from passerelle.engine.model.ha import HASettings
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 Seconds = Annotated[float, Field(gt=0, le=86400 * 7)]
@@ -297,6 +299,7 @@ class Certificate(Strict):
 class Config(Strict):
     certificates: list[Certificate] = Field(default_factory=list)
     virtual_services: list[VirtualService] = Field(default_factory=list)
+    ha: HASettings | None = None  # this appliance's half of an HA pair; never replicated
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -54,6 +54,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "initial-admin-password beside the store)",
     )
     parser.add_argument(
+        "--ha-state-file",
+        type=Path,
+        default=Path("/run/passerelle/ha-state"),
+        help="where the HA role is written for the console (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ha-run-dir",
+        type=Path,
+        default=Path("/run/passerelle/ha"),
+        help="keepalived's configuration and pid files for an HA pair (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keepalived",
+        default="keepalived",
+        help="the keepalived program run for an HA pair (default: %(default)s)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     parser.set_defaults(run=run)
@@ -72,4 +89,7 @@ def run(args: argparse.Namespace) -> int:
         management_cert=args.management_cert,
         management_key=args.management_key,
         admin_password_file=args.admin_password_file,
+        ha_state_file=args.ha_state_file,
+        ha_run_dir=args.ha_run_dir,
+        keepalived=args.keepalived,
     )

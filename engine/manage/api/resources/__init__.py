@@ -8,6 +8,7 @@ from passerelle.engine.manage.api.resources import (
     certificates,
     config,
     documentation,
+    ha,
     health,
     licence,
     real_servers,
@@ -35,6 +36,7 @@ RESOURCES: tuple[Resource, ...] = (
     licence.resource,
     users.resource,
     tokens.resource,
+    ha.resource,
     audit.resource,
     documentation.resource,
 )
