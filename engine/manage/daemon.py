@@ -22,9 +22,11 @@ from passerelle.engine.manage.api.listener import clash  # noqa: E402
 from passerelle.engine.manage.api.plane import ManagementPlane  # noqa: E402
 from passerelle.engine.manage.files import load_config_file  # noqa: E402
 from passerelle.engine.manage.follow import StoreFollower  # noqa: E402
+from passerelle.engine.manage.licence.enforce import LicenceEnforcer  # noqa: E402
 from passerelle.engine.manage.store import ConfigStore  # noqa: E402
 from passerelle.engine.manage.users import UserError  # noqa: E402
 from passerelle.engine.model.errors import ConfigError, validate_config  # noqa: E402
+from passerelle.engine.model.ha import keep_local_ha  # noqa: E402
 from passerelle.engine.runtime.admin import AdminApp, serve_admin  # noqa: E402
 from passerelle.engine.runtime.supervisor import Supervisor  # noqa: E402
 from passerelle.engine.stats.report import prometheus  # noqa: E402
@@ -138,6 +140,7 @@ def run_engine(
             config = validate_config(load_config_file(config_file))
         except ConfigError as exc:
             raise CommandError(f"{config_file}: {exc}") from None
+        config = keep_local_ha(config, store.current()[1])
         version = store.apply(config, author="engine", comment=f"from {config_file}")
         log.info("%s stored as version %d", config_file, version.number)
     supervisor = Supervisor(workers=workers, log_level=log_level)
@@ -177,6 +180,10 @@ def run_engine(
             address, port = parse_endpoint(admin)
             admin_server = serve_admin(supervisor, address, port)
             log.info("admin listener on http://%s:%d/metrics", address, port)
+        # Before the first configuration: an expired licence never opens a listener.
+        licence = LicenceEnforcer(db.parent, supervisor.set_accepting)
+        licence.check()
+        gevent.spawn(licence.run)
         follower = StoreFollower(store, supervisor.apply)
         result = follower.sync()
         for error in (result or {}).get("errors", []):

@@ -21,6 +21,7 @@ from typing import Any
 
 from passerelle.engine.model.config import Config
 from passerelle.engine.model.errors import ConfigError, validate_config
+from passerelle.engine.model.ha import keep_local_ha
 
 DEFAULT_PATH = "/var/lib/passerelle/passerelle.db"
 PATH_ENV = "PASSERELLE_DB"
@@ -259,6 +260,7 @@ class ConfigStore:
     def rollback_if_changed(self, number: int, *, author: str = "cli") -> tuple[Version, bool]:
         """Like rollback, and also tell whether a new version was added."""
         _, config = self.get(number)
+        config = keep_local_ha(config, self.current()[1])
         return self.apply_if_changed(config, author=author, comment=f"rollback to {number}")
 
     def _decode(self, row: tuple[Any, ...]) -> tuple[Version, Config]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+if TYPE_CHECKING:  # config.py imports this module
+    from passerelle.engine.model.config import Config
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 
@@ -142,3 +145,12 @@ class HASettings(BaseModel):
         fractional = self.advert_interval != int(self.advert_interval)
         ipv6 = ipaddress.ip_address(self.local_address).version == 6
         return 3 if fractional or ipv6 else 2
+
+
+def keep_local_ha(incoming: Config, current: Config) -> Config:
+    """A whole-configuration import or a rollback never changes the HA settings: they describe
+    this appliance's own half of a pair, which only pairing and the HA API may change (a backup
+    restored on the other node must not bring the wrong node's settings)."""
+    if incoming.ha == current.ha:
+        return incoming
+    return incoming.model_copy(update={"ha": current.ha})

@@ -20,6 +20,7 @@ from passerelle.engine.manage.store import (
 )
 from passerelle.engine.model.config import Config
 from passerelle.engine.model.errors import ConfigError, validate_config
+from passerelle.engine.model.ha import keep_local_ha
 
 
 def add_parser(subparsers: Any) -> None:
@@ -144,6 +145,7 @@ def run_apply(args: argparse.Namespace) -> int:
         return 1
     with _open_store(args) as store:
         try:
+            config = keep_local_ha(config, store.current()[1])
             version, added = store.apply_if_changed(
                 config, author=_author(args), comment=args.comment, expected=args.expect_version
             )

@@ -42,6 +42,16 @@ def version_info(version: Version) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
+def _replace_keeping_ha(config: dict[str, Any], incoming: dict[str, Any]) -> None:
+    """Replace the whole configuration, except this appliance's own HA settings (see
+    engine/model/ha.keep_local_ha): only pairing and /api/v1/ha change those."""
+    ha = config.get("ha")
+    config.clear()
+    config.update({k: v for k, v in incoming.items() if k != "ha"})
+    if ha is not None:
+        config["ha"] = ha
+
+
 def _version(number: int) -> tuple[Version, Config]:
     try:
         return context().store.get(number)
@@ -93,8 +103,7 @@ def import_config() -> Response:
     data = json_object()
 
     def replace(config: dict[str, Any]) -> None:
-        config.clear()
-        config.update(data)
+        _replace_keeping_ha(config, data)
 
     edited, _ = edit("import configuration", replace)
     return reply({"version": edited.version, "changed": edited.changed}, etag=edited.version)
@@ -192,8 +201,7 @@ def rollback(number: str) -> Response:
     target = config.model_dump(mode="json")
 
     def restore(data: dict[str, Any]) -> None:
-        data.clear()
-        data.update(target)
+        _replace_keeping_ha(data, target)
 
     edited, _ = edit(f"rollback to version {number}", restore)
     return reply({"version": edited.version, "changed": edited.changed}, etag=edited.version)
