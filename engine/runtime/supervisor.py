@@ -105,6 +105,7 @@ class Supervisor:
         self._stopping = False
         self._first_results: dict[str, Event] = {}
         self._snapshot: Message | None = None
+        self.accepting = True
         self.on_applied: list[Callable[[int], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -193,6 +194,17 @@ class Supervisor:
             "errors": sorted({e for w in self.workers for e in w.errors}),
         }
 
+    def set_accepting(self, accepting: bool) -> None:
+        """Open or close every virtual service listener (licence expiry); established
+        connections are never touched."""
+        if accepting == self.accepting:
+            return
+        self.accepting = accepting
+        log.warning("virtual services %s new connections", "accept" if accepting else "refuse")
+        if self.version:
+            self._snapshot = self._snapshot_message()
+            gevent.joinall([gevent.spawn(self._send_config, w) for w in self.workers], timeout=10)
+
     def _snapshot_message(self) -> Message:
         """Built once per version and sent to every worker (and to any restarted one)."""
         return {
@@ -200,6 +212,7 @@ class Supervisor:
             "version": self.version,
             "config": self.config.model_dump(mode="json"),
             "slots": dict(self.slots.slots),
+            "accepting": self.accepting,
         }
 
     def _send_config(self, worker: WorkerProcess) -> None:

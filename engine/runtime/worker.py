@@ -76,6 +76,8 @@ class Worker:
         self.udp_services: dict[ListenerKey, UdpService] = {}
         self.slots: dict[str, int] = {}
         self.version = 0
+        # False while the licence has expired: no listener, established connections go on.
+        self.accepting = True
 
     # -- control messages ----------------------------------------------------------------
 
@@ -101,19 +103,21 @@ class Worker:
             log.exception("configuration version %s not applied", message["version"])
             return {"version": self.version, "errors": [f"not applied: {exc}"]}
         self.services = services
+        self.accepting = message.get("accepting", True)
         errors = self._reconcile_listeners()
         self.version = message["version"]
         return {"version": self.version, "errors": errors}
 
     def _reconcile_listeners(self) -> list[str]:
         errors: list[str] = []
-        wanted = set(self.services)
+        wanted = set(self.services) if self.accepting else set()
         for key in [k for k in self.tcp_servers if k not in wanted]:
             # close() stops accepting but leaves established connections running
             self.tcp_servers.pop(key).close()
         for key in [k for k in self.udp_services if k not in wanted]:
             self.udp_services.pop(key).stop()
-        for key, service in self.services.items():
+        for key in wanted:
+            service = self.services[key]
             address, port, protocol = key
             try:
                 if protocol == "tcp" and key not in self.tcp_servers:
