@@ -181,4 +181,7 @@ def apply_overlay(root: Path, root_uuid: str, esp_uuid: str, log: Path) -> None:
     for path in root.glob("etc/ssh/ssh_host_*"):
         path.unlink()  # each appliance makes its own at first boot
     run(["systemctl", f"--root={root}", "enable", *ENABLED_UNITS], log=log)
+    # `passerelle engine` runs keepalived as its own child for HA; the distribution's unit
+    # would start a second one with the stock configuration.
+    run(["systemctl", f"--root={root}", "mask", "keepalived.service"], log=log)
     run(["systemctl", f"--root={root}", "set-default", "passerelle-seal.target"], log=log)

@@ -16,6 +16,7 @@ COMMANDS = {
     "console": "console",
     "deploy": "deploy",
     "licence": "licence",
+    "ha": "ha",
 }
 
 
