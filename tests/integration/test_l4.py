@@ -10,11 +10,12 @@ from collections.abc import Iterator
 
 import gevent
 import pytest
-from gevent.server import DatagramServer, StreamServer
+from gevent.server import DatagramServer
 
 from passerelle.engine.tls.certificates import Authority
 
 from support.engine import EngineProcess, free_port
+from support.l4_peers import GreetingEcho
 
 HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
 
@@ -26,36 +27,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     process = EngineProcess(tmp_path_factory.mktemp("engine")).start({"virtual_services": []})
     yield process
     process.stop()
-
-
-class GreetingEcho:
-    """Raw TCP real server: sends its name and a newline, then echoes until EOF."""
-
-    def __init__(self, name: str, tls: ssl.SSLContext | None = None) -> None:
-        self.name = name
-        kwargs = {"ssl_context": tls} if tls is not None else {}
-        self.server = StreamServer(("127.0.0.1", 0), self._handle, **kwargs)
-
-    def start(self) -> GreetingEcho:
-        self.server.start()
-        return self
-
-    @property
-    def port(self) -> int:
-        return self.server.server_port
-
-    def _handle(self, sock: socket.socket, peer: tuple) -> None:
-        try:
-            sock.sendall(self.name.encode() + b"\n")
-            while data := sock.recv(65536):
-                sock.sendall(data)
-        except OSError:
-            pass
-        finally:
-            sock.close()
-
-    def stop(self) -> None:
-        self.server.stop(timeout=0.5)
 
 
 class UdpEcho:

@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from gevent.server import StreamServer
 
 from support.engine import EngineProcess, free_port
+from support.l4_peers import GreetingEcho
 
 HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
 
@@ -31,35 +31,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     process = EngineProcess(tmp_path_factory.mktemp("engine")).start({"virtual_services": []})
     yield process
     process.stop()
-
-
-class GreetingEcho:
-    """Raw TCP real server: sends its name and a newline, then echoes until EOF."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.server = StreamServer(("127.0.0.1", 0), self._handle)
-
-    def start(self) -> GreetingEcho:
-        self.server.start()
-        return self
-
-    @property
-    def port(self) -> int:
-        return self.server.server_port
-
-    def _handle(self, sock: socket.socket, peer: tuple) -> None:
-        try:
-            sock.sendall(self.name.encode() + b"\n")
-            while data := sock.recv(65536):
-                sock.sendall(data)
-        except OSError:
-            pass
-        finally:
-            sock.close()
-
-    def stop(self) -> None:
-        self.server.stop(timeout=0.5)
 
 
 @pytest.fixture

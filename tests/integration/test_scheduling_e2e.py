@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from gevent.server import StreamServer
 
 from passerelle.engine.balance.scheduling import SourceIPHash
 
 from support.engine import EngineProcess, free_port
+from support.l4_peers import GreetingEcho
 
 HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
 
@@ -139,35 +139,6 @@ def test_source_ip_hash_is_the_same_in_every_worker(engine, servers):
 
 
 # -- least connection (L4, so that a connection stays open as long as the test holds it) ------
-
-
-class GreetingEcho:
-    """Raw TCP real server: sends its name and a newline, then echoes until EOF."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.server = StreamServer(("127.0.0.1", 0), self._handle)
-
-    def start(self) -> GreetingEcho:
-        self.server.start()
-        return self
-
-    @property
-    def port(self) -> int:
-        return self.server.server_port
-
-    def _handle(self, sock: socket.socket, peer: tuple) -> None:
-        try:
-            sock.sendall(self.name.encode() + b"\n")
-            while data := sock.recv(65536):
-                sock.sendall(data)
-        except OSError:
-            pass
-        finally:
-            sock.close()
-
-    def stop(self) -> None:
-        self.server.stop(timeout=0.5)
 
 
 def greeted(port: int) -> tuple[socket.socket, str]:
