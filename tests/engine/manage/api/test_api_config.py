@@ -89,3 +89,22 @@ def test_diff_never_shows_a_private_key(api, admin):
     assert "BEGIN CERTIFICATE" in diff
     assert "PRIVATE KEY" not in diff
     assert "redacted sha256:" in diff
+
+
+def test_backup_restored_on_a_fresh_store_reproduces_the_configuration(api, admin, tmp_path):
+    from passerelle.demo.sfb import Certificates, Layout, reference_config
+
+    from support.api_client import start_api
+
+    layout = Layout()
+    rich = reference_config(layout, Certificates.create(layout))  # TLS, SubVSs, persistence
+    assert admin.put(CONFIG, json=rich).status_code == 200
+    backup = admin.get(f"{CONFIG}?defaults=true")
+    assert backup.status_code == 200
+    fresh = start_api(tmp_path / "fresh")
+    try:
+        restored = fresh.client().put(CONFIG, json=json.loads(backup.content))
+        assert restored.status_code == 200, restored.text
+        assert fresh.store.current()[1] == api.store.current()[1]
+    finally:
+        fresh.stop()
