@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field, replace
 
 from passerelle.firstboot.files import write_atomically
-from passerelle.firstboot.interfaces import Interface
+from passerelle.firstboot.interfaces import Interface, first_ethernet
 from passerelle.firstboot.paths import Paths
 from passerelle.firstboot.settings import DEFAULT_HOSTNAME, NetworkSettings
 
@@ -51,3 +51,10 @@ def load_network_state(paths: Paths) -> NetworkState | None:
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def current_network_state(paths: Paths) -> NetworkState:
+    """The saved state, or the defaults on the first ethernet interface before any is saved."""
+    return load_network_state(paths) or NetworkState(
+        NetworkSettings.default(), interface=first_ethernet(paths)
+    )

@@ -7,7 +7,7 @@ from passerelle.firstboot.interfaces import Interface
 from passerelle.firstboot.paths import Paths
 from passerelle.firstboot.settings import NetworkSettings
 
-HEADER = "# Written by passerelle (first boot or console wizard); edits here are overwritten.\n"
+HEADER = "# Written by passerelle (first boot, console or API); edits here are overwritten.\n"
 # Used only when no ethernet interface could be found: the usual names of virtual NICs.
 FALLBACK_MATCH = "en* eth*"
 HOSTS_MARK = "# passerelle"

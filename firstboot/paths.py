@@ -125,3 +125,21 @@ class Paths:
     @property
     def ssh_dir(self) -> Path:
         return self.under("/etc/ssh")
+
+    @property
+    def timesyncd_dropin(self) -> Path:
+        return self.under("/etc/systemd/timesyncd.conf.d/passerelle.conf")
+
+    @property
+    def localtime(self) -> Path:
+        """A symlink into the zoneinfo tree; timedatectl set-timezone points it at the zone."""
+        return self.under("/etc/localtime")
+
+    @property
+    def timezone_file(self) -> Path:
+        return self.under("/etc/timezone")
+
+    @property
+    def timesyncd_enabled_link(self) -> Path:
+        """Present while systemd-timesyncd is enabled (``timedatectl set-ntp true``)."""
+        return self.under("/etc/systemd/system/sysinit.target.wants/systemd-timesyncd.service")

@@ -18,9 +18,11 @@ from passerelle.firstboot.interfaces import Interface
 from passerelle.firstboot.networkd import write_hostname_files, write_network_files
 from passerelle.firstboot.paths import Paths
 from passerelle.firstboot.settings import NetworkSettings
+from passerelle.firstboot.timesync import write_timesyncd_dropin
 
 log = logging.getLogger("passerelle.firstboot")
 ENGINE_UNIT = "passerelle.service"
+TIMESYNC_UNIT = "systemd-timesyncd.service"
 COMMAND_TIMEOUT = 60.0
 
 
@@ -85,6 +87,15 @@ class System:
             # early in boot hostnamed (D-Bus) may be missing; the kernel call is enough
             log.info("hostnamectl unavailable (%s); using hostname(1)", exc)
             self.runner.run(["hostname", hostname])
+
+    def apply_time(self, timezone: str, ntp_servers: tuple[str, ...]) -> None:
+        """The zone, then NTP: on with exactly ``ntp_servers``, or off when there are none."""
+        write_timesyncd_dropin(self.paths, ntp_servers)
+        self.runner.run(["timedatectl", "set-timezone", timezone])
+        self.runner.run(["timedatectl", "set-ntp", "true" if ntp_servers else "false"])
+        if ntp_servers:
+            # timesyncd reads its configuration only when it starts
+            self.runner.run(["systemctl", "try-restart", TIMESYNC_UNIT])
 
     def generate_ssh_host_keys(self) -> None:
         self.paths.ssh_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import zoneinfo
 from collections.abc import Iterable
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -18,7 +19,9 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_DNS = 3  # what glibc's resolver uses (MAXNS)
 HOST_NAME_MAX = 64  # the kernel's limit for the static hostname
+MAX_NTP = 8
 _LABEL = re.compile(r"^[a-z0-9-]+$")
+_ZONE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 
 
 class Invalid(ValueError):
@@ -166,6 +169,39 @@ def parse_hostname(text: str) -> str:
     if name == "localhost":
         raise Invalid("hostname", "localhost is reserved")
     return name
+
+
+def parse_timezone(text: str) -> str:
+    """A zone of the tz database as timedatectl takes it, e.g. Europe/Paris or UTC."""
+    name = text.strip()
+    if not name:
+        raise Invalid("timezone", "a time zone is required, e.g. UTC or Europe/Paris")
+    # the pattern also keeps ".." and absolute paths out of the zoneinfo lookup
+    if name == "UTC" or (_ZONE.match(name) and name in zoneinfo.available_timezones()):
+        return name
+    raise Invalid("timezone", f"{name[:64]!r} is not a time zone of the tz database")
+
+
+def parse_ntp_servers(value: str | Iterable[str]) -> tuple[str, ...]:
+    """NTP servers by address or by name (names are checked as hostnames are)."""
+    servers: list[str] = []
+    for item in split_list(value):
+        try:
+            address = ipaddress.ip_address(item)
+        except ValueError:
+            try:
+                server = parse_hostname(item)
+            except Invalid as exc:
+                raise Invalid("ntp_servers", f"NTP server {item[:64]!r}: {exc}") from None
+        else:
+            if address.is_unspecified or address.is_multicast:
+                raise Invalid("ntp_servers", f"{address} cannot be an NTP server")
+            server = str(address)
+        if server not in servers:
+            servers.append(server)
+    if len(servers) > MAX_NTP:
+        raise Invalid("ntp_servers", f"at most {MAX_NTP} NTP servers, not {len(servers)}")
+    return tuple(servers)
 
 
 def check_password(password: str, confirmation: str | None = None) -> str:

@@ -10,8 +10,11 @@ from typing import TypeVar
 from passerelle.firstboot.console.screen import WIDTH, header
 from passerelle.firstboot.console.terminal import Terminal
 from passerelle.firstboot.facts import Facts
-from passerelle.firstboot.interfaces import first_ethernet
-from passerelle.firstboot.network_state import NetworkState, load_network_state, save_network_state
+from passerelle.firstboot.network_state import (
+    NetworkState,
+    current_network_state,
+    save_network_state,
+)
 from passerelle.firstboot.password import request_password_reset
 from passerelle.firstboot.paths import Paths
 from passerelle.firstboot.reset import factory_reset
@@ -72,9 +75,7 @@ class Wizard:
         return "" if line is None else line
 
     def _state(self) -> NetworkState:
-        return load_network_state(self.paths) or NetworkState(
-            NetworkSettings.default(), interface=first_ethernet(self.paths)
-        )
+        return current_network_state(self.paths)
 
     # network
     def network(self, facts: Facts) -> str:

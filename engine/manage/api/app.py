@@ -18,6 +18,7 @@ from passerelle.engine.manage.api.context import (
 )
 from passerelle.engine.manage.api.ratelimit import FailureLimiter
 from passerelle.engine.manage.api.resources import RESOURCES
+from passerelle.engine.manage.api.resources import system as system_settings
 from passerelle.engine.manage.audit import AuditLog
 from passerelle.engine.manage.store import ConfigStore
 from passerelle.engine.manage.ui import blueprint as web_ui
@@ -59,12 +60,17 @@ def create_app(
     reserved: Iterable[tuple[str, int]] = (),
     limiter: FailureLimiter | None = None,
     directory: Path | None = None,
+    system_root: Path | None = None,
+    system_mode: str | None = None,
 ) -> Flask:
     """The API over ``store`` (configuration), ``users`` and ``audit``.
 
     ``stats``/``metrics``/``status`` give the running engine's figures (absent: empty answers);
     ``reserved`` lists address:port pairs that no virtual service may take; ``directory`` is
     where the appliance's state files live (the store's folder when it is None).
+    ``system_root``/``system_mode`` say where /api/v1/system reads and writes the operating
+    system's files and whether it runs the commands ("live", only for "/") or records them;
+    without a root, /api/v1/system works only when ``directory`` is /var/lib/passerelle.
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
@@ -81,6 +87,9 @@ def create_app(
         directory=directory or store.path.parent,
     )
     app.extensions[EXTENSION] = context
+    system_settings.install(
+        app, system_settings.appliance_for(system_root, system_mode, context.directory)
+    )
     errors.install(app)
     for resource in RESOURCES:
         app.register_blueprint(resource.blueprint)

@@ -44,6 +44,8 @@ class ManagementPlane:
         key: Path | None = None,
         hasher: PasswordHasher | None = None,
         limiter: FailureLimiter | None = None,
+        system_root: Path | None = None,
+        system_mode: str | None = None,
     ) -> None:
         self.directory = store.path.parent
         self.users = UserStore(store.path, hasher=hasher)
@@ -58,6 +60,8 @@ class ManagementPlane:
             reserved=[(address, port)],
             limiter=limiter,
             directory=self.directory,
+            system_root=system_root,
+            system_mode=system_mode,
         )
         cert, key = management_certificate(self.directory, address, cert, key)
         self.certificate = cert

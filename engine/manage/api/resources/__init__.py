@@ -15,6 +15,7 @@ from passerelle.engine.manage.api.resources import (
     session,
     statistics,
     subvs,
+    system,
     templates,
     tokens,
     users,
@@ -37,6 +38,7 @@ RESOURCES: tuple[Resource, ...] = (
     users.resource,
     tokens.resource,
     ha.resource,
+    system.resource,
     audit.resource,
     documentation.resource,
 )
