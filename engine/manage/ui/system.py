@@ -1,27 +1,36 @@
-"""System: appliance facts, users and API tokens, backup/restore/history/rollback, audit log."""
+"""System: appliance facts and settings (hostname, network, time), users and API tokens,
+backup/restore/history/rollback, audit log."""
 
 from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flask import Response, g, request
 
-from passerelle.engine.manage.api.bodies import iso
+from passerelle.engine.manage.api.bodies import iso, parse
 from passerelle.engine.manage.api.changes import current, note
 from passerelle.engine.manage.api.context import context
 from passerelle.engine.manage.api.errors import ApiError
 from passerelle.engine.manage.api.resources import config as config_api
+from passerelle.engine.manage.api.resources import system as system_api
 from passerelle.engine.manage.api.resources import tokens as tokens_api
 from passerelle.engine.manage.api.resources import users as users_api
 from passerelle.engine.manage.files import dump_config, load_config_file
 from passerelle.engine.manage.ui import facts
+from passerelle.engine.manage.ui.forms import (
+    Field,
+    apply_form,
+    errors_by_field,
+    values_from_form,
+)
 from passerelle.engine.manage.ui.login import change_own_password
 from passerelle.engine.manage.ui.pages import done, render
 from passerelle.engine.manage.ui.web import ha_state_file, page
-from passerelle.engine.manage.ui.writes import call, change
+from passerelle.engine.manage.ui.writes import Outcome, call, change
 from passerelle.engine.manage.users import UserError
 from passerelle.engine.model.errors import ConfigError
 
@@ -29,9 +38,49 @@ HISTORY = 30
 AUDIT = 100
 MAX_RESTORE = 16 * 1024 * 1024
 
+# The appliance's settings forms, named as the system resource's bodies name their fields, so
+# the ``field`` of its refusal finds the input.
+HOSTNAME = (Field("hostname", "Host name", help="lb1 or lb1.example.com"),)
+NETWORK = (
+    Field("address", "Address", help="with its prefix length: 192.168.1.101/24"),
+    Field("gateway", "Gateway", "optional", help="empty: none"),
+    Field("dns", "DNS servers", "strs", help="up to 3, comma-separated"),
+)
+TIME = (
+    Field("timezone", "Time zone", help="a tz database zone: Europe/Paris, UTC"),
+    Field("ntp_servers", "NTP servers", "strs", help="comma-separated; none turns NTP off"),
+)
+SETTINGS_FORMS = {"hostname": HOSTNAME, "network": NETWORK, "time": TIME}
+
 
 def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _appliance_settings() -> dict[str, Any] | None:
+    """The system resource's facts; None when this engine does not run the appliance."""
+    try:
+        return system_api.system_facts()
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _settings_values(settings: dict[str, Any] | None) -> dict[str, dict[str, str]]:
+    """What each settings form's inputs show."""
+    if settings is None:
+        return {}
+    network, clock = settings["network"], settings["time"]
+    return {
+        "hostname": {"hostname": settings["hostname"]},
+        "network": {
+            "address": network["address"],
+            "gateway": network["gateway"] or "",
+            "dns": ", ".join(network["dns"]),
+        },
+        "time": {"timezone": clock["timezone"], "ntp_servers": ", ".join(clock["ntp_servers"])},
+    }
 
 
 @page("/system")
@@ -40,10 +89,18 @@ def system(
 ) -> Response:
     ctx = context()
     number, _ = current()
+    appliance = _appliance_settings()
+    values = _settings_values(appliance)
+    if form in SETTINGS_FORMS and request.method == "POST":
+        # a refused change shows what was typed, not what is in force
+        values[form] = values_from_form(SETTINGS_FORMS[form], request.form)
     return render(
         "system.html",
         status,
         facts=facts.system_facts(ctx.directory),
+        appliance=appliance,
+        settings_forms=SETTINGS_FORMS,
+        settings_values=values,
         ha=facts.ha_state(ha_state_file()),
         licence=facts.licence(ctx.directory),
         users=ctx.users.list_users(),
@@ -55,6 +112,52 @@ def system(
         errors=errors or {},
         **extra,
     )
+
+
+def _put(fields: tuple[Field, ...], model: type[Any], apply: Callable[[Any], Any]) -> Outcome:
+    """The system resource's own body check and operation, fed from this form."""
+
+    def run() -> Any:
+        return apply(parse(model, apply_form(fields, request.form, {})))
+
+    return call(run)
+
+
+def _settings_refused(form: str, outcome: Outcome) -> Response:
+    errors = errors_by_field(outcome.problems, SETTINGS_FORMS[form])
+    return system(form, errors, outcome.status)
+
+
+@page("/system/hostname", methods=("POST",))
+def change_hostname() -> Response:
+    outcome = _put(HOSTNAME, system_api.HostnameIn, system_api.set_hostname)
+    if not outcome.ok:
+        return _settings_refused("hostname", outcome)
+    return done("ui.system", "host name saved", "appliance")
+
+
+@page("/system/network", methods=("POST",))
+def change_network() -> Response:
+    outcome = _put(NETWORK, system_api.NetworkIn, system_api.set_network)
+    if not outcome.ok:
+        return _settings_refused("network", outcome)
+    if not outcome.result:
+        return done("ui.system", "network settings saved", "appliance")
+    address = request.form.get("address", "").strip()
+    response = done(
+        "ui.system",
+        f"network settings saved: the engine restarts on {address}, continue there",
+        "appliance",
+    )
+    return system_api.restart_when_sent(response)
+
+
+@page("/system/time", methods=("POST",))
+def change_time() -> Response:
+    outcome = _put(TIME, system_api.TimeIn, system_api.set_time)
+    if not outcome.ok:
+        return _settings_refused("time", outcome)
+    return done("ui.system", "time settings saved", "appliance")
 
 
 @page("/system/users", methods=("POST",))

@@ -22,6 +22,7 @@ class Outcome:
     message: str = ""
     problems: list[tuple[str, str]] = field(default_factory=list)
     version: int | None = None  # the stored version, when known
+    result: Any = None  # what the API function answered, when it succeeded
 
 
 def refused(exc: ApiError) -> Outcome:
@@ -39,9 +40,9 @@ def change(action: str, mutate: Callable[[dict[str, Any]], Any]) -> Outcome:
 
 def call(api_view: Callable[..., Any], *args: Any) -> Outcome:
     """Run an API view that takes nothing from the request body (state changes, deletions),
-    so the UI and the API share the very same code for it."""
+    or an API function given its body, so the UI and the API share the very same code for it."""
     try:
-        api_view(*args)
+        result = api_view(*args)
     except ApiError as exc:
         return refused(exc)
-    return Outcome(True)
+    return Outcome(True, result=result)

@@ -201,66 +201,48 @@ def _restart_engine(system: System) -> None:
         log.error("restarting the engine on its new management address failed: %s", exc)
 
 
-@resource.route(
-    "GET",
-    BASE,
-    "The appliance: hostname, management network, clock, serial and version",
-    response=SystemOut,
-    errors=(404,),
-)
-def get_system() -> Response:
-    return reply(_facts(_appliance()))
+# the operations, shared by the API's views and the web UI's forms
+def system_facts() -> dict[str, object]:
+    """What GET answers; 404 when this engine does not run the appliance."""
+    return _facts(_appliance())
 
 
-@resource.route(
-    "PUT",
-    BASE + "/network",
-    "Set the management address, gateway and DNS servers (as the VM console does)",
-    body=NetworkIn,
-    response=SystemOut,
-    errors=(404, 500),
-)
-def put_network() -> Response:
+def set_network(wanted: NetworkIn) -> bool:
+    """Check ``wanted`` as the console does, save and apply it; 422 naming the field if refused.
+    True when the management address moved: see ``restart_when_sent``."""
     appliance = _appliance()
-    request = body(NetworkIn)
     try:
-        address = parse_address(request.address)
-        gateway = parse_gateway(request.gateway, address) if request.gateway else None
-        dns = parse_dns(request.dns)
+        address = parse_address(wanted.address)
+        gateway = parse_gateway(wanted.gateway, address) if wanted.gateway else None
+        dns = parse_dns(wanted.dns)
     except Invalid as exc:
         raise _refuse(exc) from None
-    wanted = NetworkSettings(address, gateway, dns)
-    moved = False
+    settings = NetworkSettings(address, gateway, dns)
     with appliance.lock:
         state = _state(appliance.paths)
-        if wanted != state.settings:
-            moved = wanted.address != state.settings.address
-            save_network_state(appliance.paths, state.with_settings(wanted, "api"))
-            _applied(
-                f"set network {wanted.describe()}",
-                lambda: appliance.system.apply_network(wanted, state.interface),
-            )
-        response = reply(_facts(appliance))
-    if moved:
-        # The management listener binds the management address, so the engine restarts onto
-        # the new one; only once this answer is sent, since the restart ends this process.
-        response.call_on_close(lambda: _restart_engine(appliance.system))
+        if settings == state.settings:
+            return False
+        save_network_state(appliance.paths, state.with_settings(settings, "api"))
+        _applied(
+            f"set network {settings.describe()}",
+            lambda: appliance.system.apply_network(settings, state.interface),
+        )
+        return settings.address != state.settings.address
+
+
+def restart_when_sent(response: Response) -> Response:
+    """Restart the engine once ``response`` is sent: the management listener binds the
+    management address, so it must move onto a new one, and the restart ends this process."""
+    system = _appliance().system
+    response.call_on_close(lambda: _restart_engine(system))
     return response
 
 
-@resource.route(
-    "PUT",
-    BASE + "/hostname",
-    "Set the hostname (/etc/hostname, /etc/hosts, hostnamectl)",
-    body=HostnameIn,
-    response=SystemOut,
-    errors=(404, 500),
-)
-def put_hostname() -> Response:
+def set_hostname(wanted: HostnameIn) -> None:
+    """Check, save and apply the hostname; 422 naming the field if refused."""
     appliance = _appliance()
-    request = body(HostnameIn)
     try:
-        name = parse_hostname(request.hostname)
+        name = parse_hostname(wanted.hostname)
     except Invalid as exc:
         raise _refuse(exc) from None
     with appliance.lock:
@@ -268,23 +250,14 @@ def put_hostname() -> Response:
         if name != state.hostname:
             save_network_state(appliance.paths, replace(state, hostname=name))
             _applied(f"set hostname {name}", lambda: appliance.system.set_hostname(name))
-        return reply(_facts(appliance))
 
 
-@resource.route(
-    "PUT",
-    BASE + "/time",
-    "Set the time zone and the NTP servers (none turns NTP off)",
-    body=TimeIn,
-    response=SystemOut,
-    errors=(404, 500),
-)
-def put_time() -> Response:
+def set_time(wanted: TimeIn) -> None:
+    """Check and apply the time zone and NTP servers; 422 naming the field if refused."""
     appliance = _appliance()
-    request = body(TimeIn)
     try:
-        zone = parse_timezone(request.timezone)
-        servers = parse_ntp_servers(request.ntp_servers)
+        zone = parse_timezone(wanted.timezone)
+        servers = parse_ntp_servers(wanted.ntp_servers)
     except Invalid as exc:
         raise _refuse(exc) from None
     ntp = f"NTP servers {' '.join(servers)}" if servers else "NTP off"
@@ -299,4 +272,57 @@ def put_time() -> Response:
             _applied(
                 f"set time zone {zone}, {ntp}", lambda: appliance.system.apply_time(zone, servers)
             )
-        return reply(_facts(appliance))
+
+
+@resource.route(
+    "GET",
+    BASE,
+    "The appliance: hostname, management network, clock, serial and version",
+    response=SystemOut,
+    errors=(404,),
+)
+def get_system() -> Response:
+    return reply(system_facts())
+
+
+@resource.route(
+    "PUT",
+    BASE + "/network",
+    "Set the management address, gateway and DNS servers (as the VM console does)",
+    body=NetworkIn,
+    response=SystemOut,
+    errors=(404, 500),
+)
+def put_network() -> Response:
+    _appliance()  # 404 before looking at the body
+    moved = set_network(body(NetworkIn))
+    response = reply(system_facts())
+    return restart_when_sent(response) if moved else response
+
+
+@resource.route(
+    "PUT",
+    BASE + "/hostname",
+    "Set the hostname (/etc/hostname, /etc/hosts, hostnamectl)",
+    body=HostnameIn,
+    response=SystemOut,
+    errors=(404, 500),
+)
+def put_hostname() -> Response:
+    _appliance()
+    set_hostname(body(HostnameIn))
+    return reply(system_facts())
+
+
+@resource.route(
+    "PUT",
+    BASE + "/time",
+    "Set the time zone and the NTP servers (none turns NTP off)",
+    body=TimeIn,
+    response=SystemOut,
+    errors=(404, 500),
+)
+def put_time() -> Response:
+    _appliance()
+    set_time(body(TimeIn))
+    return reply(system_facts())
