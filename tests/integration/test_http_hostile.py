@@ -31,13 +31,6 @@ def l7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
 
 
 @pytest.fixture
-def raw() -> Iterator[RawServers]:
-    started = RawServers()
-    yield started
-    started.stop()
-
-
-@pytest.fixture
 def target(l7: Deployer, raw: RawServers) -> tuple[RawServer, int]:
     """A real server that answers every request, behind a service with a 1 s header timeout."""
     server = raw(serving(lambda m: response(200, b"served")))

@@ -18,7 +18,6 @@ from support.http_peers import (
     Deployer,
     Message,
     RawServer,
-    RawServers,
     Stream,
     l7_service,
     module_engine,
@@ -36,13 +35,6 @@ def l7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
     engine = module_engine(tmp_path_factory.mktemp("l7"), workers=1)
     yield Deployer(engine)
     engine.stop()
-
-
-@pytest.fixture
-def raw() -> Iterator[RawServers]:
-    started = RawServers()
-    yield started
-    started.stop()
 
 
 def echo_request(message: Message) -> bytes:

@@ -20,7 +20,6 @@ from passerelle.engine.tls.certificates import Authority
 from support.http_peers import (
     UPGRADE_REQUEST,
     Deployer,
-    RawServers,
     Stream,
     l7_service,
     module_engine,
@@ -33,13 +32,6 @@ def l7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
     engine = module_engine(tmp_path_factory.mktemp("tls"), workers=2)
     yield Deployer(engine)
     engine.stop()
-
-
-@pytest.fixture
-def raw() -> Iterator[RawServers]:
-    started = RawServers()
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 from passerelle.demo.backends import SampleServer, TcpPort
 
 from support.engine import EngineProcess
+from support.http_peers import RawServers
 
 
 @pytest.fixture
@@ -43,3 +44,11 @@ def servers() -> Iterator[Servers]:
     pool = Servers()
     yield pool
     pool.stop()
+
+
+@pytest.fixture
+def raw() -> Iterator[RawServers]:
+    """Raw-socket HTTP peers for protocol tests, stopped afterwards."""
+    started = RawServers()
+    yield started
+    started.stop()
