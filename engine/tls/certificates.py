@@ -125,33 +125,7 @@ class Authority:
     def create(cls, common_name: str = "Passerelle Test CA", *, days: int = 3650) -> Authority:
         key = _new_key("ecdsa-p256")
         subject = _name(common_name)
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(_serial())
-            .not_valid_before(now - _BACKDATE)
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .sign(key, hashes.SHA256())
-        )
+        cert = _builder(subject, subject, key, days, authority=True).sign(key, hashes.SHA256())
         return cls(cert_pem=_pem(cert), key_pem=_key_pem(key))
 
     def issue(
@@ -306,14 +280,10 @@ def _alt_names(dns_names: Iterable[str], ip_addresses: Iterable[str]) -> list[x5
     return names
 
 
-def _leaf_builder(
-    subject: x509.Name,
-    issuer: x509.Name,
-    key: PrivateKey,
-    dns_names: Iterable[str],
-    ip_addresses: Iterable[str],
-    days: int,
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: PrivateKey, days: int, *, authority: bool
 ) -> x509.CertificateBuilder:
+    """What an authority and a server certificate share; only their usages differ."""
     now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
@@ -323,25 +293,39 @@ def _leaf_builder(
         .serial_number(_serial())
         .not_valid_before(now - _BACKDATE)
         .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=authority, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
-                # RSA key exchange (backward-compatible ciphers) encrypts to the key
-                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+                # RSA key exchange (backward-compatible ciphers) encrypts to a server's key
+                key_encipherment=not authority and isinstance(key, rsa.RSAPrivateKey),
                 data_encipherment=False,
                 key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
+                key_cert_sign=authority,
+                crl_sign=authority,
                 encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     )
+    if not authority:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+    return builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+
+
+def _leaf_builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: PrivateKey,
+    dns_names: Iterable[str],
+    ip_addresses: Iterable[str],
+    days: int,
+) -> x509.CertificateBuilder:
+    builder = _builder(subject, issuer, key, days, authority=False)
     alt_names = _alt_names(dns_names, ip_addresses)
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)

@@ -6,6 +6,8 @@ import argparse
 import datetime
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from passerelle.cli import CommandError
@@ -98,9 +100,13 @@ def _db_help() -> str:
     return f"configuration database (default: ${PATH_ENV} or {DEFAULT_PATH})"
 
 
-def _open_store(args: argparse.Namespace) -> ConfigStore:
+@contextmanager
+def _open_store(args: argparse.Namespace) -> Iterator[ConfigStore]:
+    """The store named by --db, closed afterwards; its errors end the command with their
+    message rather than a traceback."""
     try:
-        return ConfigStore(store_path(getattr(args, "db", None)))
+        with ConfigStore(store_path(getattr(args, "db", None))) as store:
+            yield store
     except StoreError as exc:
         raise CommandError(str(exc)) from None
 
@@ -151,8 +157,6 @@ def run_apply(args: argparse.Namespace) -> int:
             )
         except StaleVersionError as exc:
             raise CommandError(f"not applied: {exc}") from None
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
     print(f"applied version {version.number}" if added else f"unchanged, version {version.number}")
     return 0
 
@@ -166,18 +170,13 @@ def run_export(args: argparse.Namespace) -> int:
                 _, config = store.get(args.version)
         except KeyError:
             raise CommandError(f"no version {args.version}") from None
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
     sys.stdout.write(dump_config(config, args.format, defaults=args.full))
     return 0
 
 
 def run_history(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
-        try:
-            versions = store.history(args.limit)
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
+        versions = store.history(args.limit)
     if not versions:
         print("no configuration applied yet", file=sys.stderr)
         return 0
@@ -200,8 +199,6 @@ def run_rollback(args: argparse.Namespace) -> int:
             version, added = store.rollback_if_changed(args.number, author=_author(args))
         except KeyError:
             raise CommandError(f"no version {args.number}") from None
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
     if added:
         print(f"rolled back to version {args.number} as version {version.number}")
     else:

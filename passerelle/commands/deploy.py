@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,12 @@ PAIR_HELP = "deploy an HA pair NAME-a (primary) and NAME-b (secondary) and pair 
 
 def _env(name: str) -> str | None:
     return os.environ.get(name) or None
+
+
+def _env_option(group: Any, option: str, variable: str, help: str) -> None:
+    """An option that the environment may give instead (secrets stay off the command line);
+    ``{env}`` in ``help`` names the variable."""
+    group.add_argument(option, default=_env(variable), help=help.format(env=f"env {variable}"))
 
 
 def _add_appliance_options(parser: argparse.ArgumentParser) -> None:
@@ -37,11 +45,11 @@ def _add_appliance_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--gateway", help="default gateway, inside the --ip network")
     group.add_argument("--dns", metavar="IP[,IP]", help="DNS servers, comma separated")
-    group.add_argument(
+    _env_option(
+        group,
         "--admin-password",
-        default=_env("PASSERELLE_ADMIN_PASSWORD"),
-        help="password of the appliances' 'admin' user (env PASSERELLE_ADMIN_PASSWORD); "
-        "generated and printed when not given",
+        "PASSERELLE_ADMIN_PASSWORD",
+        "password of the appliances' 'admin' user ({env}); generated and printed when not given",
     )
     wait = parser.add_argument_group("waiting")
     wait.add_argument(
@@ -83,20 +91,15 @@ def add_parser(subparsers: Any) -> None:
         "cluster), power on, wait for the appliances, pair them.",
     )
     server = vsphere.add_argument_group("vSphere")
-    server.add_argument(
-        "--server",
-        default=_env("PASSERELLE_VSPHERE_SERVER"),
-        help="vCenter or ESXi: HOST[:PORT] (env PASSERELLE_VSPHERE_SERVER)",
+    _env_option(
+        server, "--server", "PASSERELLE_VSPHERE_SERVER", "vCenter or ESXi: HOST[:PORT] ({env})"
     )
-    server.add_argument(
-        "--user",
-        default=_env("PASSERELLE_VSPHERE_USER"),
-        help="login user (env PASSERELLE_VSPHERE_USER)",
-    )
-    server.add_argument(
+    _env_option(server, "--user", "PASSERELLE_VSPHERE_USER", "login user ({env})")
+    _env_option(
+        server,
         "--password",
-        default=_env("PASSERELLE_VSPHERE_PASSWORD"),
-        help="login password (env PASSERELLE_VSPHERE_PASSWORD, safer than the command line)",
+        "PASSERELLE_VSPHERE_PASSWORD",
+        "login password ({env}, safer than the command line)",
     )
     server.add_argument(
         "--insecure", action="store_true", help="do not verify the server's TLS certificate"
@@ -131,16 +134,13 @@ def add_parser(subparsers: Any) -> None:
         help="Hyper-V host (WinRM); give it twice (or HOST1,HOST2) to put the two members of a "
         "pair on two hosts (env PASSERELLE_HYPERV_HOST)",
     )
-    host.add_argument(
+    _env_option(
+        host,
         "--user",
-        default=_env("PASSERELLE_HYPERV_USER"),
-        help="Windows account, DOMAIN\\user or user@domain (env PASSERELLE_HYPERV_USER)",
+        "PASSERELLE_HYPERV_USER",
+        "Windows account, DOMAIN\\user or user@domain ({env})",
     )
-    host.add_argument(
-        "--password",
-        default=_env("PASSERELLE_HYPERV_PASSWORD"),
-        help="its password (env PASSERELLE_HYPERV_PASSWORD)",
-    )
+    _env_option(host, "--password", "PASSERELLE_HYPERV_PASSWORD", "its password ({env})")
     host.add_argument(
         "--winrm-port", type=int, help="WinRM port (default: 5985, or 5986 with --https)"
     )
@@ -161,10 +161,8 @@ def add_parser(subparsers: Any) -> None:
         help="account that may read the --vhdx share (NTLM sessions cannot pass your own "
         "credentials on to a share)",
     )
-    host.add_argument(
-        "--share-password",
-        default=_env("PASSERELLE_HYPERV_SHARE_PASSWORD"),
-        help="its password (env PASSERELLE_HYPERV_SHARE_PASSWORD)",
+    _env_option(
+        host, "--share-password", "PASSERELLE_HYPERV_SHARE_PASSWORD", "its password ({env})"
     )
     host.add_argument("--switch", required=True, help="virtual switch for the management NIC")
     host.add_argument(
@@ -210,33 +208,16 @@ def _print_outcome(outcome: Any) -> None:
         print(f"HA pairing: {outcome.pairing.state}: {outcome.pairing.detail}")
 
 
-def run_vsphere(args: argparse.Namespace) -> int:
+def _deploy(args: argparse.Namespace, deploy: Callable[..., Any]) -> int:
+    """Plan the appliances, let ``deploy`` (a platform's, all but the plan bound) create and
+    pair them, then print what it did; a DeployError ends the command with its message."""
     from passerelle.provisioning.errors import DeployError
     from passerelle.provisioning.progress import ConsoleReporter
-    from passerelle.provisioning.vsphere.deploy import deploy_vsphere
-    from passerelle.provisioning.vsphere.target import VsphereOptions
 
-    _require(args, "server", "user", "password")
-    if not args.cluster and not args.hosts:
-        raise CommandError("say where the VMs run: --cluster NAME or --hosts HOST[,HOST]")
     try:
-        plan = _plan(args)
-        options = VsphereOptions(
-            datacenter=args.datacenter,
-            cluster=args.cluster,
-            hosts=[h.strip() for h in (args.hosts or "").split(",") if h.strip()],
-            datastore=args.datastore,
-            network=args.network,
-            ova=args.ova,
-        )
-        outcome = deploy_vsphere(
-            args.server,
-            args.user,
-            args.password,
-            args.insecure,
-            options,
-            plan,
-            ConsoleReporter(),
+        outcome = deploy(
+            plan=_plan(args),
+            reporter=ConsoleReporter(),
             api_port=args.api_port,
             timing=_timing(args),
         )
@@ -246,11 +227,37 @@ def run_vsphere(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_vsphere(args: argparse.Namespace) -> int:
+    from passerelle.provisioning.vsphere.deploy import deploy_vsphere
+    from passerelle.provisioning.vsphere.target import VsphereOptions
+
+    _require(args, "server", "user", "password")
+    if not args.cluster and not args.hosts:
+        raise CommandError("say where the VMs run: --cluster NAME or --hosts HOST[,HOST]")
+    options = VsphereOptions(
+        datacenter=args.datacenter,
+        cluster=args.cluster,
+        hosts=[h.strip() for h in (args.hosts or "").split(",") if h.strip()],
+        datastore=args.datastore,
+        network=args.network,
+        ova=args.ova,
+    )
+    return _deploy(
+        args,
+        partial(
+            deploy_vsphere,
+            server=args.server,
+            user=args.user,
+            password=args.password,
+            insecure=args.insecure,
+            options=options,
+        ),
+    )
+
+
 def run_hyperv(args: argparse.Namespace) -> int:
-    from passerelle.provisioning.errors import DeployError
     from passerelle.provisioning.hyperv.deploy import deploy_hyperv
     from passerelle.provisioning.hyperv.target import HypervOptions
-    from passerelle.provisioning.progress import ConsoleReporter
 
     hosts = [h.strip() for value in args.host for h in value.split(",") if h.strip()]
     if not hosts and _env("PASSERELLE_HYPERV_HOST"):
@@ -260,31 +267,25 @@ def run_hyperv(args: argparse.Namespace) -> int:
     _require(args, "user", "password")
     if args.share_user and not args.share_password:
         raise CommandError("--share-user needs --share-password")
-    try:
-        plan = _plan(args)
-        options = HypervOptions(
-            hosts=hosts,
-            vhdx=args.vhdx,
-            switch=args.switch,
-            vm_path=args.vm_path,
-            memory_mib=args.memory,
-            cpus=args.cpus,
-            share_user=args.share_user,
-            share_password=args.share_password,
-        )
-        outcome = deploy_hyperv(
-            options,
-            args.user,
-            args.password,
-            ConsoleReporter(),
-            plan,
+    options = HypervOptions(
+        hosts=hosts,
+        vhdx=args.vhdx,
+        switch=args.switch,
+        vm_path=args.vm_path,
+        memory_mib=args.memory,
+        cpus=args.cpus,
+        share_user=args.share_user,
+        share_password=args.share_password,
+    )
+    return _deploy(
+        args,
+        partial(
+            deploy_hyperv,
+            options=options,
+            user=args.user,
+            password=args.password,
             https=args.https,
             port=args.winrm_port,
             insecure=args.insecure,
-            api_port=args.api_port,
-            timing=_timing(args),
-        )
-    except DeployError as exc:
-        raise CommandError(str(exc)) from exc
-    _print_outcome(outcome)
-    return 0
+        ),
+    )

@@ -205,3 +205,13 @@ def test_rollback_and_export_of_an_old_version(cli: Cli) -> None:
     assert "no version 42" in missing.stderr
     assert cli("export", "--version", "42").returncode == 2
     assert cli.store_state()[0] == 3
+
+
+@pytest.mark.parametrize("action", [["history"], ["export"], ["rollback", "1"], ["apply", "@"]])
+def test_an_unreadable_store_ends_the_command_with_a_message(cli: Cli, action: list[str]) -> None:
+    cli.db.parent.mkdir(parents=True)
+    cli.db.write_bytes(b"not a database, " * 256)
+    site = str(cli.file("site.yaml", SMALL))
+    result = cli(*[site if arg == "@" else arg for arg in action])
+    assert result.returncode == 2
+    assert result.stderr == f"passerelle config: cannot open {cli.db}: file is not a database\n"

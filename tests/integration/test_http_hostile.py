@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import time
-from collections.abc import Iterator
 
 import gevent
 import pytest
@@ -17,17 +16,12 @@ from support.http_peers import (
     RawServers,
     Stream,
     l7_service,
-    module_engine,
     response,
     serving,
+    shared_deployer,
 )
 
-
-@pytest.fixture(scope="module")
-def l7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
-    engine = module_engine(tmp_path_factory.mktemp("hostile"), workers=2)
-    yield Deployer(engine)
-    engine.stop()
+l7 = shared_deployer("hostile", workers=2)
 
 
 @pytest.fixture

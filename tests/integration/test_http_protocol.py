@@ -6,35 +6,28 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
 import time
-from collections.abc import Iterator
 
 import gevent
 import pytest
 
 from support.http_peers import (
     UPGRADE_REQUEST,
-    Deployer,
     Message,
     RawServer,
     Stream,
+    curl_json,
     l7_service,
-    module_engine,
     response,
     serving,
     sha256,
+    shared_deployer,
     websocket_echo,
 )
 
-
-@pytest.fixture(scope="module")
-def l7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
-    # One worker: every client connection shares one pool of server connections, which is
-    # what pooling and NTLM pinning are about.
-    engine = module_engine(tmp_path_factory.mktemp("l7"), workers=1)
-    yield Deployer(engine)
-    engine.stop()
+# One worker: every client connection shares one pool of server connections, which is
+# what pooling and NTLM pinning are about.
+l7 = shared_deployer("l7", workers=1)
 
 
 def echo_request(message: Message) -> bytes:
@@ -175,27 +168,15 @@ def test_curl_chunked_upload_with_expect_reaches_the_sample_server(l7, servers, 
     [port] = l7.deploy(l7_service(backend))
     upload = tmp_path / "upload.bin"
     upload.write_bytes(os.urandom(1 << 20))
-    result = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "--fail",
-            "--max-time",
-            "5",
-            "-H",
-            "Transfer-Encoding: chunked",
-            "-H",
-            "Expect: 100-continue",
-            "--data-binary",
-            f"@{upload}",
-            f"http://127.0.0.1:{port}/upload",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=10,
+    seen = curl_json(
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        f"@{upload}",
+        f"http://127.0.0.1:{port}/upload",
     )
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout)
     assert seen["method"] == "POST" and seen["body_length"] == 1 << 20
 
 

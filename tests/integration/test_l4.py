@@ -6,7 +6,6 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 
 import gevent
 import pytest
@@ -14,19 +13,10 @@ from gevent.server import DatagramServer
 
 from passerelle.engine.tls.certificates import Authority
 
-from support.engine import EngineProcess, free_port
-from support.l4_peers import GreetingEcho
+from support.engine import TCP_HEALTH, free_port, shared_engine
+from support.l4_peers import GreetingEcho, closed_without_data, greeted, refused
 
-HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    """One engine for the module (starting one costs more than the tests): each test applies
-    its own services under names of its own, so counters and persistence do not mix."""
-    process = EngineProcess(tmp_path_factory.mktemp("engine")).start({"virtual_services": []})
-    yield process
-    process.stop()
+engine = shared_engine()
 
 
 class UdpEcho:
@@ -65,7 +55,7 @@ def started():
         item.stop()
 
 
-def tcp_service(name: str, port: int, ports: list[int], health: dict = HEALTH, **extra) -> dict:
+def tcp_service(name: str, port: int, ports: list[int], health: dict = TCP_HEALTH, **extra) -> dict:
     return {
         "virtual_services": [
             {
@@ -79,36 +69,6 @@ def tcp_service(name: str, port: int, ports: list[int], health: dict = HEALTH, *
             }
         ]
     }
-
-
-def greeted(port: int) -> tuple[socket.socket, str]:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    line = b""
-    while not line.endswith(b"\n"):
-        data = sock.recv(64)
-        assert data, "the engine closed the connection before the server's greeting"
-        line += data
-    return sock, line.decode().strip()
-
-
-def closed_without_data(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(64) == b""
-    except ConnectionResetError:
-        return True
-
-
-def refused(port: int) -> bool:
-    """True when the engine closes or resets a new connection without relaying anything."""
-    try:
-        # The reset can even beat the end of connect() when the machine is busy.
-        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    except ConnectionResetError:
-        return True
-    try:
-        return closed_without_data(sock)
-    finally:
-        sock.close()
 
 
 def test_tcp_relays_a_megabyte_both_ways_intact(engine, started):

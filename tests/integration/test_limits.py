@@ -14,23 +14,13 @@ import json
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
-from support.engine import EngineProcess, free_port
-from support.l4_peers import GreetingEcho
+from support.engine import TCP_HEALTH, free_port, shared_engine
+from support.l4_peers import GreetingEcho, finish, greeted, refused
 
-HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    """One engine for the module (starting one costs more than the tests): each test applies
-    its own services under names of its own, so counters and persistence do not mix."""
-    process = EngineProcess(tmp_path_factory.mktemp("engine")).start({"virtual_services": []})
-    yield process
-    process.stop()
+engine = shared_engine()
 
 
 @pytest.fixture
@@ -58,7 +48,7 @@ def l4_service(
                 "address": "127.0.0.1",
                 "ports": [port],
                 "mode": "l4",
-                "health_check": HEALTH,
+                "health_check": TCP_HEALTH,
                 "real_servers": [
                     {
                         "address": "127.0.0.1",
@@ -72,41 +62,6 @@ def l4_service(
             }
         ]
     }
-
-
-def greeted(port: int) -> tuple[socket.socket, str]:
-    """A new connection through the engine and the name of the real server it reached."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    line = b""
-    while not line.endswith(b"\n"):
-        data = sock.recv(64)
-        assert data, "the engine closed the connection before the server's greeting"
-        line += data
-    return sock, line.decode().strip()
-
-
-def finish(sock: socket.socket) -> None:
-    """Close cleanly and wait for the server's close, so the active counts are back down."""
-    sock.shutdown(socket.SHUT_WR)
-    while sock.recv(65536):
-        pass
-    sock.close()
-    time.sleep(0.01)  # the engine's relay ends just after our side sees the close
-
-
-def refused(port: int) -> bool:
-    """True when the engine closes or resets a new connection without relaying anything."""
-    try:
-        # The reset can even beat the end of connect() when the machine is busy.
-        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    except ConnectionResetError:
-        return True
-    try:
-        return sock.recv(64) == b""
-    except ConnectionResetError:
-        return True
-    finally:
-        sock.close()
 
 
 def wait_active(engine, vs: str, expected: int, server: str | None = None) -> None:
@@ -175,7 +130,7 @@ def test_http_service_limit_answers_503_over_it(engine, servers):
                     "ports": [port],
                     "mode": "http",
                     "max_connections": 2,
-                    "health_check": HEALTH,
+                    "health_check": TCP_HEALTH,
                     "real_servers": [{"address": backend.address, "port": backend.port}],
                 }
             ]
@@ -244,7 +199,7 @@ def test_disabled_server_gets_no_traffic(engine, servers):
                     "address": "127.0.0.1",
                     "ports": [port],
                     "mode": "http",
-                    "health_check": HEALTH,
+                    "health_check": TCP_HEALTH,
                     "real_servers": [
                         {"address": s.address, "port": s.port, "state": state}
                         for s, state in zip(backends, states, strict=True)
@@ -298,7 +253,7 @@ def test_disabling_a_server_also_stops_requests_on_open_keepalive_connections(en
                     "address": "127.0.0.1",
                     "ports": [port],
                     "mode": "http",
-                    "health_check": HEALTH,
+                    "health_check": TCP_HEALTH,
                     "real_servers": [
                         {"address": s.address, "port": s.port, "state": state}
                         for s, state in zip(backends, ["enabled", "enabled", c_state], strict=True)

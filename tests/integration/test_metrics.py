@@ -8,25 +8,16 @@ import re
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
 
-import pytest
 from gevent.server import DatagramServer, StreamServer
 
-from support.engine import EngineProcess, free_port
+from support.engine import TCP_HEALTH, free_port, shared_engine
 
-HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
 SAMPLE = re.compile(r"^([a-z_]+)\{(.*)\} (-?\d+)$")
 LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    """One engine for the module (starting one costs more than the tests): each test applies
-    its own services under names of its own, so counters and persistence do not mix."""
-    process = EngineProcess(tmp_path_factory.mktemp("engine")).start({"virtual_services": []})
-    yield process
-    process.stop()
+engine = shared_engine()
 
 
 def parse_metrics(text: str) -> dict[str, dict[frozenset, int]]:
@@ -92,7 +83,7 @@ def test_request_counts_health_and_active_gauges_add_up_over_workers(engine, ser
                     "address": "127.0.0.1",
                     "ports": [port],
                     "mode": "http",
-                    "health_check": HEALTH,
+                    "health_check": TCP_HEALTH,
                     "real_servers": [
                         {"address": "127.0.0.1", "port": p}
                         for p in [*(b.port for b in backends), dead]
@@ -169,13 +160,13 @@ def test_subvs_and_l4_statistics(engine, servers):
                         {
                             "name": "left",
                             "rules": [{"path_prefix": "/left"}],
-                            "health_check": HEALTH,
+                            "health_check": TCP_HEALTH,
                             "real_servers": [{"address": "127.0.0.1", "port": a.port}],
                         },
                         {
                             "name": "right",
                             "rules": [{"path_prefix": "/right"}],
-                            "health_check": HEALTH,
+                            "health_check": TCP_HEALTH,
                             "real_servers": [{"address": "127.0.0.1", "port": b.port}],
                         },
                     ],
@@ -185,7 +176,7 @@ def test_subvs_and_l4_statistics(engine, servers):
                     "address": "127.0.0.1",
                     "ports": [tcp],
                     "mode": "l4",
-                    "health_check": HEALTH,
+                    "health_check": TCP_HEALTH,
                     "real_servers": [{"address": "127.0.0.1", "port": a.port}],
                 },
             ]

@@ -11,24 +11,12 @@ import http.client
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
-
-import pytest
 
 from passerelle.engine.balance.persistence import cookie_token
 
-from support.engine import EngineProcess, free_port
+from support.engine import TCP_HEALTH, free_port, shared_engine
 
-HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    """One engine for the module (starting one costs more than the tests): each test applies
-    its own services under names of its own, so counters and persistence do not mix."""
-    process = EngineProcess(tmp_path_factory.mktemp("engine")).start({"virtual_services": []})
-    yield process
-    process.stop()
+engine = shared_engine()
 
 
 def http_service(name: str, port: int, backends, persistence: dict, **extra) -> dict:
@@ -38,7 +26,7 @@ def http_service(name: str, port: int, backends, persistence: dict, **extra) -> 
         "ports": [port],
         "mode": "http",
         "persistence": persistence,
-        "health_check": HEALTH,
+        "health_check": TCP_HEALTH,
         "real_servers": [{"address": b.address, "port": b.port} for b in backends],
         **extra,
     }

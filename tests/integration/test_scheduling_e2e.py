@@ -10,29 +10,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-
-import pytest
 
 from passerelle.engine.balance.scheduling import SourceIPHash
 
-from support.engine import EngineProcess, free_port
-from support.l4_peers import GreetingEcho
+from support.engine import TCP_HEALTH, free_port, shared_engine
+from support.l4_peers import GreetingEcho, finish, greeted
 
-HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    """One engine for the module (starting one costs more than the tests): each test applies
-    its own services under names of its own, so counters and persistence do not mix."""
-    process = EngineProcess(tmp_path_factory.mktemp("engine")).start({"virtual_services": []})
-    yield process
-    process.stop()
+engine = shared_engine()
 
 
 def http_service(name: str, port: int, backends, scheduling: str, weights=None) -> dict:
@@ -43,7 +29,7 @@ def http_service(name: str, port: int, backends, scheduling: str, weights=None) 
         "ports": [port],
         "mode": "http",
         "scheduling": scheduling,
-        "health_check": HEALTH,
+        "health_check": TCP_HEALTH,
         "real_servers": [
             {"address": b.address, "port": b.port, "weight": w}
             for b, w in zip(backends, weights, strict=True)
@@ -141,32 +127,13 @@ def test_source_ip_hash_is_the_same_in_every_worker(engine, servers):
 # -- least connection (L4, so that a connection stays open as long as the test holds it) ------
 
 
-def greeted(port: int) -> tuple[socket.socket, str]:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    line = b""
-    while not line.endswith(b"\n"):
-        data = sock.recv(64)
-        assert data, "the engine closed the connection before the server's greeting"
-        line += data
-    return sock, line.decode().strip()
-
-
-def finish(sock: socket.socket) -> None:
-    """Close cleanly and wait for the server's close, so its active count is back down."""
-    sock.shutdown(socket.SHUT_WR)
-    while sock.recv(65536):
-        pass
-    sock.close()
-
-
 def spread(port: int, count: int) -> Counter:
     """Servers reached by ``count`` short connections made one after the other."""
     answers: Counter = Counter()
     for _ in range(count):
         sock, name = greeted(port)
         answers[name] += 1
-        finish(sock)
-        time.sleep(0.01)  # the relay's close reaches the counters just after ours
+        finish(sock)  # and waits for the relay's close to reach the counters
     return answers
 
 
@@ -183,7 +150,7 @@ def test_least_connection_avoids_the_busy_server_across_workers(engine):
                     "ports": [port],
                     "mode": "l4",
                     "scheduling": "least_connection",
-                    "health_check": HEALTH,
+                    "health_check": TCP_HEALTH,
                     "real_servers": [
                         {"address": "127.0.0.1", "port": e.port, "state": state}
                         for e, state in zip(echoes, ["enabled", others, others], strict=True)

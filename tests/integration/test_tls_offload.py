@@ -10,7 +10,6 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,13 @@ from support.http_peers import (
     UPGRADE_REQUEST,
     Deployer,
     Stream,
+    curl_json,
     l7_service,
-    module_engine,
+    shared_deployer,
     websocket_echo,
 )
 
-
-@pytest.fixture(scope="module")
-def l7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
-    engine = module_engine(tmp_path_factory.mktemp("tls"), workers=2)
-    yield Deployer(engine)
-    engine.stop()
+l7 = shared_deployer("tls", workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -89,25 +84,13 @@ def test_sni_picks_exact_wildcard_or_default_certificate(l7, servers, pki):
 
 
 def curl(port: int, ca_path: Path, name: str, path: str = "/") -> dict:
-    result = subprocess.run(
-        [
-            "curl",
-            "-sS",
-            "--fail",
-            "--max-time",
-            "5",
-            "--cacert",
-            str(ca_path),
-            "--resolve",
-            f"{name}:{port}:127.0.0.1",
-            f"https://{name}:{port}{path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=10,
+    return curl_json(
+        "--cacert",
+        str(ca_path),
+        "--resolve",
+        f"{name}:{port}:127.0.0.1",
+        f"https://{name}:{port}{path}",
     )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_curl_verifies_the_chosen_certificate_and_the_server_learns_https(l7, servers, pki):

@@ -9,11 +9,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from passerelle.engine.manage.store import ConfigStore
 from passerelle.engine.model.errors import validate_config
+
+# A TCP health check quick enough for tests: a stopped real server is down within a second.
+TCP_HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
 
 
 def free_port(address: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
@@ -134,3 +140,20 @@ class EngineProcess:
                 self.process.kill()
                 self.process.wait()
         self.store.close()
+
+
+def shared_engine(workers: int = 2) -> Callable[..., Iterator[EngineProcess]]:
+    """A module-scoped ``engine`` fixture: ``engine = shared_engine()`` in a test module.
+
+    One engine for the module (starting one costs more than the tests): each test applies its
+    own services under names of its own, so counters and persistence do not mix.
+    """
+
+    @pytest.fixture(scope="module", name="engine")
+    def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+        process = EngineProcess(tmp_path_factory.mktemp("engine"), workers=workers)
+        process.start({"virtual_services": []})
+        yield process
+        process.stop()
+
+    return engine

@@ -10,11 +10,12 @@ import contextlib
 import hashlib
 import json
 import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
+import pytest
 from gevent.server import StreamServer
 
 from support.engine import EngineProcess, free_port
@@ -346,9 +347,30 @@ class RawServers:
             server.stop()
 
 
-def module_engine(workdir: Path, workers: int) -> EngineProcess:
-    """An engine with no service yet, for ``Deployer``."""
-    return EngineProcess(workdir, workers=workers).start({"virtual_services": []})
+def shared_deployer(folder: str, workers: int) -> Callable[..., Iterator[Deployer]]:
+    """A module-scoped ``l7`` fixture: ``l7 = shared_deployer("tls", workers=2)`` in a test
+    module; one engine, with no service until a test deploys its own."""
+
+    @pytest.fixture(scope="module", name="l7")
+    def l7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
+        engine = EngineProcess(tmp_path_factory.mktemp(folder), workers=workers)
+        engine.start({"virtual_services": []})
+        yield Deployer(engine)
+        engine.stop()
+
+    return l7
+
+
+def curl_json(*arguments: str) -> dict:
+    """What the sample server saw, as curl fetched it; curl failing fails the test."""
+    result = subprocess.run(
+        ["curl", "-sS", "--fail", "--max-time", "5", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def websocket_echo(stream: Stream, server: RawServer, index: int) -> None:

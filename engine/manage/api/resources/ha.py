@@ -9,6 +9,7 @@ and pairing stay writable, since they belong to this appliance alone.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, request
@@ -126,12 +127,7 @@ def put_settings() -> Response:
     _, config = current()
     if "auth_secret" not in data and config.ha is not None:
         data["auth_secret"] = config.ha.auth_secret
-    settings = parse(HASettings, data)
-
-    def replace(config_data: dict[str, Any]) -> None:
-        config_data["ha"] = settings.model_dump(mode="json")
-
-    edit("replace HA settings", replace)
+    _store_settings("replace HA settings", parse(HASettings, data))
     return get_ha()
 
 
@@ -139,25 +135,36 @@ def put_settings() -> Response:
     "DELETE", BASE + "/settings", "Leave the pair: this appliance runs standalone", status=204
 )
 def delete_settings() -> Response:
-    def remove(config_data: dict[str, Any]) -> None:
-        config_data["ha"] = None
-
-    edit("remove HA settings", remove)
+    _store_settings("remove HA settings", None)
     return empty()
 
 
-def _store_settings(action: str, settings: HASettings) -> None:
+def _store_settings(action: str, settings: HASettings | None) -> None:
+    """Replace this appliance's ``ha`` section (None: standalone)."""
+
     def store(config_data: dict[str, Any]) -> None:
-        config_data["ha"] = settings.model_dump(mode="json")
+        config_data["ha"] = settings.model_dump(mode="json") if settings else None
 
     edit(action, store)
 
 
-def _restore(previous: HASettings | None) -> None:
-    def restore(config_data: dict[str, Any]) -> None:
-        config_data["ha"] = previous.model_dump(mode="json") if previous else None
+def _paired(node: HANode, action: str, peer_api_url: str, settings: HASettings) -> Response:
+    """Store the settings that complete a pairing and start replicating at once."""
+    _store_settings(action, settings)
+    node.wake()
+    return reply(
+        {
+            "state": "paired",
+            "node": settings.node,
+            "peer_api_url": peer_api_url,
+            "local_address": settings.local_address,
+            "interface": settings.interface,
+        }
+    )
 
-    edit("undo a failed pairing", restore)
+
+def _pair_error(exc: PairError) -> ApiError:
+    return ApiError(exc.status, exc.message, exc.field)
 
 
 @resource.route(
@@ -184,7 +191,7 @@ def pair_with_peer() -> Response:
     try:
         planned = plan(wanted, node.api_port, node.certificate_sha256)
     except PairError as exc:
-        raise ApiError(exc.status, exc.message, exc.field) from None
+        raise _pair_error(exc) from None
     # This node's keepalived starts first and so wins the first election: the primary is
     # the active member once paired (nopreempt keeps it so).
     _store_settings(f"pair with {wanted.peer_api_url}", planned.ours)
@@ -192,18 +199,10 @@ def pair_with_peer() -> Response:
     try:
         settings = ask_peer(wanted, planned)
     except PairError as exc:
-        _restore(config.ha)
-        raise ApiError(exc.status, exc.message, exc.field) from None
-    _store_settings(f"pin the certificate of {wanted.peer_api_url}", settings)
-    node.wake()
-    return reply(
-        {
-            "state": "paired",
-            "node": settings.node,
-            "peer_api_url": wanted.peer_api_url,
-            "local_address": settings.local_address,
-            "interface": settings.interface,
-        }
+        _store_settings("undo a failed pairing", config.ha)
+        raise _pair_error(exc) from None
+    return _paired(
+        node, f"pin the certificate of {wanted.peer_api_url}", wanted.peer_api_url, settings
     )
 
 
@@ -228,18 +227,8 @@ def join_primary() -> Response:
     try:
         settings = join(wanted)
     except PairError as exc:
-        raise ApiError(exc.status, exc.message, exc.field) from None
-    _store_settings(f"join the pair of {wanted.peer_api_url}", settings)
-    node.wake()
-    return reply(
-        {
-            "state": "paired",
-            "node": settings.node,
-            "peer_api_url": wanted.peer_api_url,
-            "local_address": settings.local_address,
-            "interface": settings.interface,
-        }
-    )
+        raise _pair_error(exc) from None
+    return _paired(node, f"join the pair of {wanted.peer_api_url}", wanted.peer_api_url, settings)
 
 
 # -- replication between the two nodes ---------------------------------------------------------
@@ -287,60 +276,75 @@ def _refused(secret: str, exc: Exception, status: int, field: str = "") -> Respo
     return _signed(secret, {"error": str(exc), "field": field}, status)
 
 
-@resource.route(
-    "GET",
-    BASE + "/sync",
-    "Peer only: role and replicated version",
-    response=SyncHeld,
-    errors=(401, 409),
-    public=True,
-)
-def sync_status() -> Response:
-    node, secret = _verified()
-    return _signed(secret, node.held())
+class _Refusal(Exception):
+    """What a replication call could not take; answered signed, so the peer can trust it."""
+
+    def __init__(self, status: int, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
 
 
-@resource.route(
+def _peer_only(
+    method: str, path: str, summary: str, errors: tuple[int, ...]
+) -> Callable[[Callable[[HANode], None]], Callable[[], Response]]:
+    """Route a replication call: the peer proves itself, and every answer is signed, held
+    version or refusal alike (409 when this node is active and keeps its own data)."""
+
+    def register(receive: Callable[[HANode], None]) -> Callable[[], Response]:
+        def view() -> Response:
+            node, secret = _verified()
+            try:
+                receive(node)
+            except SyncRefused as exc:
+                return _refused(secret, exc, 409)
+            except _Refusal as exc:
+                return _refused(secret, exc, exc.status, exc.field)
+            return _signed(secret, node.held())
+
+        view.__name__ = receive.__name__  # the Flask endpoint and the OpenAPI operation
+        view.__doc__ = receive.__doc__
+        return resource.route(
+            method, BASE + path, summary, response=SyncHeld, errors=errors, public=True
+        )(view)
+
+    return register
+
+
+@_peer_only("GET", "/sync", "Peer only: role and replicated version", errors=(401, 409))
+def sync_status(node: HANode) -> None:
+    """Nothing to take: the answer is the held version."""
+
+
+@_peer_only(
     "PUT",
-    BASE + "/sync/config",
+    "/sync/config",
     "Peer only: the active's configuration (this node keeps its own ha section)",
-    response=SyncHeld,
     errors=(401, 409, 422),
-    public=True,
 )
-def sync_config() -> Response:
-    node, secret = _verified()
+def sync_config(node: HANode) -> None:
     data = json_object()
     config, version, source = data.get("config"), data.get("version"), data.get("source_node")
     if not isinstance(config, dict) or not isinstance(version, int) or source not in ("a", "b"):
-        return _refused(secret, ValueError("expected config, version and source_node"), 422)
+        raise _Refusal(422, "expected config, version and source_node")
     try:
         node.receive_config(source, version, config)
-    except SyncRefused as exc:
-        return _refused(secret, exc, 409)
     except ConfigError as exc:
-        return _refused(secret, exc, 422, exc.field)
+        raise _Refusal(422, str(exc), exc.field) from None
     note(f"replicated configuration v{version} from node {source}")
-    return _signed(secret, node.held())
 
 
-@resource.route(
+@_peer_only(
     "PUT",
-    BASE + "/sync/persistence",
+    "/sync/persistence",
     "Peer only: the active's persistence entries",
-    response=SyncHeld,
     errors=(401, 409, 422),
-    public=True,
 )
-def sync_persistence() -> Response:
-    node, secret = _verified()
+def sync_persistence(node: HANode) -> None:
     entries = json_object().get("entries")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        return _refused(secret, ValueError("expected entries: a list of objects"), 422, "entries")
+        raise _Refusal(422, "expected entries: a list of objects", "entries")
     try:
         node.receive_persistence(entries)
-    except SyncRefused as exc:
-        return _refused(secret, exc, 409)
     except (KeyError, TypeError, ValueError) as exc:
-        return _refused(secret, ValueError(f"bad persistence entry: {exc}"), 422, "entries")
-    return _signed(secret, node.held())
+        raise _Refusal(422, f"bad persistence entry: {exc}", "entries") from None
