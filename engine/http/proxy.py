@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable
 
 import gevent
+from gevent import socket as gsocket
 
 from passerelle.engine.balance.persistence import (
     find_cookie,
@@ -36,7 +37,9 @@ from passerelle.engine.http.codec import (
     ResponseHead,
     Upgraded,
 )
+from passerelle.engine.http.parking import PARK_AFTER, Parked
 from passerelle.engine.http.rules import RequestFacts, normalise_host
+from passerelle.engine.http.sockio import sender
 from passerelle.engine.http.upstream import IdlePool, ServerConnection, open_connection
 from passerelle.engine.http.wire import (
     HOP_BY_HOP,
@@ -85,6 +88,10 @@ class ClientGone(Exception):
 
 class ClientTimeout(ClientGone):
     """The client sent nothing for as long as the current wait allowed."""
+
+
+class _Quiet(Exception):
+    """The client sent nothing for PARK_AFTER seconds between requests: time to park."""
 
 
 class ServerFailed(Exception):
@@ -142,6 +149,29 @@ def _header_plan(service: ServiceRuntime) -> HeaderPlan:
 class HttpProxyConnection:
     """Serves one client connection until it closes or an error ends it."""
 
+    # Thousands of idle keep-alive connections each hold one of these: no per-instance dict.
+    __slots__ = (
+        "accepted_base",
+        "body_sent",
+        "client_ip",
+        "consumed",
+        "ctx",
+        "current",
+        "idle",
+        "pinned",
+        "plan",
+        "reader",
+        "responded",
+        "send",
+        "service",
+        "sni",
+        "sock",
+        "timeout",
+        "tls",
+        "tunnel_rest",
+        "vs",
+    )
+
     def __init__(
         self,
         ctx: WorkerContext,
@@ -158,6 +188,9 @@ class HttpProxyConnection:
         self.vs = service.model
         self.plan = _header_plan(service)
         self.sock = sock
+        self.accepted_base = service.slot * WIDTH  # where this connection is counted as active
+        self.send = sender(sock)
+        self.timeout: float | None = None  # what sock.settimeout() was last given
         self.client_ip = client_ip(peer)
         self.tls = service.tls_server is not None
         self.sni: str | None = None
@@ -174,7 +207,9 @@ class HttpProxyConnection:
     # -- client side -------------------------------------------------------------------
 
     def _recv_client(self, timeout: float) -> bytes:
-        self.sock.settimeout(timeout)
+        if timeout != self.timeout:
+            self.sock.settimeout(timeout)
+            self.timeout = timeout
         try:
             data = self.sock.recv(RECV_SIZE)
         except TimeoutError as exc:
@@ -186,7 +221,7 @@ class HttpProxyConnection:
 
     def _send_client(self, data: bytes) -> None:
         try:
-            self.sock.sendall(data)
+            self.send(data)
         except OSError as exc:
             raise ClientGone(str(exc)) from exc
         self.ctx.row[self.service.slot * WIDTH + BYTES_OUT] += len(data)
@@ -207,8 +242,14 @@ class HttpProxyConnection:
         if event is None:
             # Between requests the keep-alive idle timeout applies; once a request has
             # started, its whole head must arrive within the header timeout (slow clients).
+            idle = self.vs.idle_timeout
+            park = idle > PARK_AFTER
             try:
-                data = self._recv_client(self.vs.idle_timeout)
+                data = self._recv_client(PARK_AFTER if park else idle)
+            except ClientTimeout:
+                if park:
+                    raise _Quiet from None
+                return None
             except ClientGone:
                 return None
             if not data:
@@ -244,6 +285,7 @@ class HttpProxyConnection:
             left = LINGER_BYTES
             while left > 0 and (remaining := deadline - time.monotonic()) > 0:
                 sock.settimeout(remaining)
+                self.timeout = remaining
                 data = sock.recv(RECV_SIZE)
                 if not data:
                     break
@@ -252,17 +294,31 @@ class HttpProxyConnection:
     # -- the connection loop -----------------------------------------------------------
 
     def serve(self) -> None:
-        vs = self.vs
-        try:
-            if self.service.tls_server is not None:
-                with gevent.Timeout(vs.header_timeout):
+        """Serve until the connection closes or parks (see parking.py); then return."""
+        if self.service.tls_server is not None:
+            try:
+                with gevent.Timeout(self.vs.header_timeout):
                     self.sock = self.service.tls_server.wrap_socket(self.sock, server_side=True)
-                self.sni = server_name(self.sock)
+            except (gevent.Timeout, OSError) as exc:
+                log.debug("%s: TLS handshake with %s failed: %s", self.vs.name, self.client_ip, exc)
+                self._close()
+                return
+            self.send = sender(self.sock)
+            self.timeout = self.sock.gettimeout()
+            self.sni = server_name(self.sock)
+        self._serve_requests()
+
+    def _serve_requests(self) -> None:
+        parked = False
+        try:
             while True:
                 try:
                     head = self._read_head()
                 except HttpError as exc:
                     self._refuse(exc.status, exc.reason)
+                    return
+                except _Quiet:
+                    parked = self._park()
                     return
                 if head is None:
                     return
@@ -272,12 +328,35 @@ class HttpProxyConnection:
                 if not self._serve_request(head):
                     return
         except (ClientGone, gevent.Timeout, OSError) as exc:
-            log.debug("%s: client %s gone: %s", vs.name, self.client_ip, exc)
+            log.debug("%s: client %s gone: %s", self.vs.name, self.client_ip, exc)
         finally:
-            for conn in self.pinned.values():
-                conn.close()
-            with contextlib.suppress(OSError):
-                self.sock.close()
+            if not parked:
+                self._close()
+
+    def _park(self) -> bool:
+        """Let the event loop hold this quiet connection; False if it cannot be parked."""
+        sock = self.sock
+        if type(sock) is gsocket.socket:
+            # The server that accepted the socket closes it when this greenlet ends: carry on
+            # with a new socket object on the same descriptor.
+            family, kind = sock.family, sock.type
+            sock = self.sock = gsocket.socket(family, kind, fileno=sock.detach())
+            self.send = sender(sock)
+            self.timeout = None
+        try:
+            fd = sock.fileno()
+        except OSError:
+            return False
+        Parked(fd, self.vs.idle_timeout - PARK_AFTER, self._serve_requests, self._close)
+        return True
+
+    def _close(self) -> None:
+        for conn in self.pinned.values():
+            conn.close()
+        self.pinned.clear()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.ctx.row[self.accepted_base + ACTIVE] -= 1
 
     def _follow_reload(self) -> bool:
         """Each request sees the latest configuration; False if the service is gone."""
@@ -381,6 +460,7 @@ class HttpProxyConnection:
             pinned.close()
             del self.pinned[pool.id]
         set_cookie = pool.persistence.mode == "active_cookie"
+        replayable = head.method in IDEMPOTENT and not (head.chunked or head.content_length)
         reencrypt = route.reencrypt
         host = (normalise_host(head.get(b"host")) or None) if reencrypt is not None else None
         for _ in range(CONNECT_ATTEMPTS):
@@ -403,7 +483,9 @@ class HttpProxyConnection:
                 else None
             )
             key = (server.address, server.port, sni, route.tls_client is not None)
-            conn = self.idle.get(key)
+            # A bodiless idempotent request is sent again if a pooled connection turns out
+            # closed: only the others need the pool to probe the connection first.
+            conn = self.idle.get(key, probe=not replayable)
             if conn is not None:
                 conn.server = server
                 return conn, set_cookie
@@ -523,7 +605,7 @@ class HttpProxyConnection:
 
     def _send_server(self, conn: ServerConnection, data: bytes, *, first: bool = False) -> None:
         try:
-            conn.sock.sendall(data)
+            conn.send(data)
         except OSError as exc:
             raise ServerFailed(f"send failed: {exc}", retryable=first) from exc
         self.ctx.row[conn.server.slot * WIDTH + BYTES_IN] += len(data)
@@ -534,9 +616,8 @@ class HttpProxyConnection:
             event = reader.next_event()
             if event is not None:
                 return event
-            conn.sock.settimeout(timeout)
             try:
-                data = conn.sock.recv(RECV_SIZE)
+                data = conn.recv(RECV_SIZE, timeout)
             except TimeoutError:
                 raise
             except OSError as exc:
@@ -790,6 +871,8 @@ def handle_http(
     row[base + ACTIVE] += 1
     row[base + TOTAL] += 1
     try:
-        HttpProxyConnection(ctx, idle, service, sock, peer, current).serve()
-    finally:
+        connection = HttpProxyConnection(ctx, idle, service, sock, peer, current)
+    except BaseException:
         row[base + ACTIVE] -= 1
+        raise
+    connection.serve()  # the connection takes its ACTIVE count down when it closes

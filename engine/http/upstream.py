@@ -16,6 +16,7 @@ from collections import deque
 from gevent import monkey
 
 from passerelle.engine.http.codec import ResponseReader
+from passerelle.engine.http.sockio import Send, sender
 from passerelle.engine.relay.tcp import connect
 from passerelle.engine.runtime.pools import ServerRuntime
 
@@ -26,15 +27,23 @@ PoolKey = tuple[str, int, str | None, bool]  # address, port, SNI, TLS
 
 
 class ServerConnection:
-    __slots__ = ("idle_since", "key", "reader", "reused", "server", "sock")
+    __slots__ = ("idle_since", "key", "reader", "reused", "send", "server", "sock", "timeout")
 
     def __init__(self, sock: socket.socket, server: ServerRuntime, key: PoolKey) -> None:
         self.sock = sock
+        self.send: Send = sender(sock)
         self.server = server
         self.key = key
         self.reader = ResponseReader()
         self.reused = False
         self.idle_since = 0.0
+        self.timeout: float | None = None  # what sock.settimeout() was last given
+
+    def recv(self, size: int, timeout: float) -> bytes:
+        if timeout != self.timeout:
+            self.sock.settimeout(timeout)
+            self.timeout = timeout
+        return self.sock.recv(size)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -78,23 +87,33 @@ class IdlePool:
     def __init__(self) -> None:
         self._idle: dict[PoolKey, deque[ServerConnection]] = {}
 
-    def get(self, key: PoolKey) -> ServerConnection | None:
+    def get(self, key: PoolKey, *, probe: bool = True) -> ServerConnection | None:
+        """The most recently used idle connection for ``key``.
+
+        ``probe=False`` skips the liveness check (a system call) for requests that may be
+        sent again on a fresh connection if the server closed this one while it sat idle.
+        """
         queue = self._idle.get(key)
+        if not queue:
+            return None
         now = time.monotonic()
         while queue:
             conn = queue.pop()
-            if now - conn.idle_since < IDLE_LIFETIME and _looks_alive(conn.sock):
+            if now - conn.idle_since < IDLE_LIFETIME and (not probe or _looks_alive(conn.sock)):
                 conn.reused = True
                 return conn
             conn.close()
         return None
 
     def put(self, conn: ServerConnection) -> None:
-        queue = self._idle.setdefault(conn.key, deque())
-        if len(queue) >= MAX_IDLE_PER_SERVER:
+        queue = self._idle.get(conn.key)
+        if queue is None:
+            queue = self._idle[conn.key] = deque()
+        elif len(queue) >= MAX_IDLE_PER_SERVER:
             queue.popleft().close()
         conn.idle_since = time.monotonic()
-        conn.reader = ResponseReader()
+        if not conn.reader.between_messages():
+            conn.reader = ResponseReader()
         queue.append(conn)
 
     def sweep(self) -> None:
