@@ -9,6 +9,7 @@ monkey.patch_all()
 import logging  # noqa: E402
 import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
@@ -17,19 +18,18 @@ from passerelle.cli import CommandError  # noqa: E402
 from passerelle.engine.ha.node import EXTENSION as HA_EXTENSION  # noqa: E402
 from passerelle.engine.ha.node import HANode  # noqa: E402
 from passerelle.engine.ha.state import DEFAULT_STATE_FILE  # noqa: E402
-from passerelle.engine.manage.api.bootstrap import INITIAL_PASSWORD_FILE  # noqa: E402
-from passerelle.engine.manage.api.listener import clash  # noqa: E402
-from passerelle.engine.manage.api.plane import ManagementPlane  # noqa: E402
 from passerelle.engine.manage.files import load_config_file  # noqa: E402
 from passerelle.engine.manage.follow import StoreFollower  # noqa: E402
 from passerelle.engine.manage.licence.enforce import LicenceEnforcer  # noqa: E402
 from passerelle.engine.manage.store import ConfigStore  # noqa: E402
-from passerelle.engine.manage.users import UserError  # noqa: E402
 from passerelle.engine.model.errors import ConfigError, validate_config  # noqa: E402
 from passerelle.engine.model.ha import keep_local_ha  # noqa: E402
 from passerelle.engine.runtime.admin import AdminApp, serve_admin  # noqa: E402
 from passerelle.engine.runtime.supervisor import Supervisor  # noqa: E402
 from passerelle.engine.stats.report import prometheus  # noqa: E402
+
+if TYPE_CHECKING:
+    from passerelle.engine.manage.api.plane import ManagementPlane
 
 log = logging.getLogger("passerelle.engine")
 
@@ -51,6 +51,12 @@ def start_management(
     password_file: Path | None = None,
 ) -> tuple[ManagementPlane, str | None]:
     """The HTTPS management API beside the engine; also the generated admin password, if any."""
+    # Imported here: an engine run without the management plane (--management off) does not
+    # carry the web framework and its templates in memory.
+    from passerelle.engine.manage.api.listener import clash
+    from passerelle.engine.manage.api.plane import ManagementPlane
+    from passerelle.engine.manage.users import UserError
+
     address, port = parse_endpoint(endpoint, "--management")
     used_by = clash(address, port, store.current()[1])
     if used_by is not None:
@@ -162,6 +168,8 @@ def run_engine(
                 password_file=admin_password_file,
             )
             if password is not None:
+                from passerelle.engine.manage.api.bootstrap import INITIAL_PASSWORD_FILE
+
                 log.warning(
                     "created user 'admin' with password %s (also written to %s)",
                     password,
