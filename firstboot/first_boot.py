@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from passerelle.firstboot.announce import Announcement, announce
 from passerelle.firstboot.certificate import ensure_management_certificate, fingerprint
 from passerelle.firstboot.choose import choose
 from passerelle.firstboot.files import write_atomically
@@ -93,11 +94,25 @@ def run_first_boot(
         log.info("management certificate SHA-256 %s", fingerprint(paths.management_cert))
 
     password_source = "deployment" if choice.admin_password else "generated"
+    generated: str | None = None
     if choice.admin_password:
         write_initial_password(paths, choice.admin_password)
-    elif read_initial_password(paths) is None:
-        write_initial_password(paths, generate_password())
+    else:
+        generated = read_initial_password(paths)
+        if generated is None:
+            generated = generate_password()
+            write_initial_password(paths, generated)
     log.info("initial admin password (%s) in %s", password_source, paths.initial_password)
+    announce(
+        paths,
+        Announcement(
+            url=choice.settings.url,
+            hostname=choice.hostname,
+            serial=identity.serial,
+            certificate_sha256=fingerprint(paths.management_cert) or "unreadable",
+            admin_password=generated,
+        ),
+    )
 
     report = Report(now, choice.source, password_source, choice.notes)
     write_atomically(paths.marker, json.dumps(report.to_json(), indent=2) + "\n")

@@ -93,6 +93,11 @@ class Paths:
         return self.under("/var/lib/hyperv/.kvp_pool_0")
 
     @property
+    def serial_console(self) -> Path:
+        """The first serial port: what a headless deployment or the boot test reads."""
+        return self.under("/dev/ttyS0")
+
+    @property
     def dmi_dir(self) -> Path:
         return self.under("/sys/class/dmi/id")
 

@@ -1,8 +1,15 @@
 """``passerelle image boot-test``: boot an image under QEMU and check that the appliance serves.
 
 The guest gets QEMU's user-mode network with ``restrict=on``: a private 192.168.1.0/24 that
-reaches nothing; only the appliance's port 443 is forwarded, to a loopback port. The image is
-never written: QEMU runs on a temporary copy-on-write overlay.
+reaches nothing; only the appliance's ports 443 (management) and 8080 (the test's virtual
+service) are forwarded, each to a loopback port. Settings for first boot can be handed over
+zero-touch through QEMU's fw_cfg (``--metadata``). The image is never written: QEMU runs on a
+temporary copy-on-write overlay.
+
+The full check (``appliance``) proves the first boot and the data plane: health answers 200;
+the API reports a serial number, the hostname and address first boot applied and a new 30-day
+demo licence; the certificate on 443 is first boot's self-signed one naming that hostname and
+address; and a virtual service created through the API carries a request from the host.
 """
 
 from __future__ import annotations
@@ -21,7 +28,29 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from passerelle.firstboot.announce import MARK as FIRSTBOOT_MARK
+from passerelle.image.appliance_client import (
+    ApplianceAnswerError,
+    ApplianceClient,
+    pinned_context,
+    served_certificate,
+)
+from passerelle.image.bootchecks import (
+    ADMIN_USER,
+    SERVICE_PORT,
+    CheckFailed,
+    Expected,
+    announced_facts,
+    check_certificate,
+    check_first_boot_facts,
+    check_virtual_service,
+    expected_from,
+)
+
 APPLIANCE_ADDRESS = "192.168.1.101"
+MANAGEMENT_PORT = 443
+FW_CFG_NAME = "opt/passerelle/metadata"
+CHECKS = ("tls", "http", "health", "appliance")
 HEALTH_PATH = "/api/v1/health"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd")  # Secure Boot capable, needs SMM
 OVMF_VARS_MS = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")  # Microsoft keys enrolled, SB on
@@ -39,13 +68,30 @@ class BootTestError(Exception):
 class BootTestOptions:
     image: Path
     firmware: str = "auto"  # auto | bios | uefi | uefi-secure
-    check: str = "http"  # tls | http | health
-    accept_status: frozenset[int] = frozenset({200, 404})
-    timeout: float = 300.0
-    port: int = 0
+    check: str = "appliance"  # tls | http | health | appliance (see CHECKS)
+    accept_status: frozenset[int] = frozenset({200, 404})  # for check "http"
+    timeout: float = 300.0  # QEMU start to the management API's answer
+    port: int = 0  # loopback port forwarded to the management HTTPS port (0: a free one)
+    service_port: int = 0  # loopback port forwarded to the test's virtual service
+    service_timeout: float = 60.0  # the virtual service's creation to its first answer
+    metadata: Path | None = None  # JSON settings for first boot, handed over through fw_cfg
     serial_log: Path | None = None
     cpus: int = 2
     memory_mib: int = 2048
+
+
+@dataclass
+class ApplianceFacts:
+    """What the full check established about the booted appliance."""
+
+    address: str
+    hostname: str
+    serial: str
+    licence: str  # e.g. "demo, 30 days left"
+    certificate_sha256: str
+    admin_password_from: str  # "metadata" or "serial console"
+    service_port: int  # loopback port of the virtual service's forward
+    service_seconds: float  # the virtual service's creation to the answer through it
 
 
 @dataclass
@@ -59,19 +105,36 @@ class BootTestResult:
     status: int | None  # HTTP status of GET /api/v1/health (None with --check tls)
     secure_boot: bool | None  # the kernel reported Secure Boot on (None: not UEFI)
     stop_seconds: float
+    address: str = APPLIANCE_ADDRESS
+    metadata: str | None = None
+    appliance: ApplianceFacts | None = None  # only with check "appliance"
+    checks_seconds: float = 0.0  # the appliance checks after the first answer
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
     def summary(self) -> str:
+        where = f"{self.address}:{MANAGEMENT_PORT} via 127.0.0.1:{self.port}"
         lines = [
-            f"{self.image}: booted ({self.firmware}, {self.disk_format})",
-            f"  TLS on 192.168.1.101:443 via 127.0.0.1:{self.port} after {self.tls_seconds:.1f} s",
+            f"{self.image}: booted ({self.firmware}, {self.disk_format})"
+            + (f" with metadata {self.metadata}" if self.metadata else ""),
+            f"  TLS on {where} after {self.tls_seconds:.1f} s",
             f"  accepted answer after {self.answer_seconds:.1f} s"
             + (f" (GET {HEALTH_PATH}: {self.status})" if self.status is not None else ""),
         ]
         if self.secure_boot is not None:
             lines.append(f"  Secure Boot: {'on' if self.secure_boot else 'OFF'}")
+        facts = self.appliance
+        if facts is not None:
+            lines += [
+                f"  first boot: serial {facts.serial}, hostname {facts.hostname}, "
+                f"address {facts.address}, licence {facts.licence}",
+                f"  management certificate: self-signed, SHA-256 {facts.certificate_sha256}",
+                f"  logged in as {ADMIN_USER}, password from the {facts.admin_password_from}",
+                f"  virtual service on {facts.address}:{SERVICE_PORT} (via 127.0.0.1:"
+                f"{facts.service_port}) answered {facts.service_seconds:.1f} s after its creation",
+                f"  appliance checks took {self.checks_seconds:.1f} s",
+            ]
         lines.append(f"  stopped in {self.stop_seconds:.1f} s")
         return "\n".join(lines)
 
@@ -117,11 +180,18 @@ def _controller(firmware: str) -> str:
 
 
 def qemu_command(
-    overlay: Path, firmware: str, port: int, work: Path, serial: Path, options: BootTestOptions
+    overlay: Path,
+    firmware: str,
+    forwards: dict[int, int],
+    work: Path,
+    serial: Path,
+    options: BootTestOptions,
+    address: str = APPLIANCE_ADDRESS,
+    metadata: Path | None = None,
 ) -> list[str]:
-    netdev = (
-        "user,id=n0,net=192.168.1.0/24,host=192.168.1.2,restrict=on,"
-        f"hostfwd=tcp:127.0.0.1:{port}-{APPLIANCE_ADDRESS}:443"
+    """``forwards`` maps loopback ports to the guest ports at ``address`` they reach."""
+    netdev = "user,id=n0,net=192.168.1.0/24,host=192.168.1.2,restrict=on" + "".join(
+        f",hostfwd=tcp:127.0.0.1:{host}-{address}:{guest}" for host, guest in forwards.items()
     )
     command = [
         "qemu-system-x86_64",
@@ -139,6 +209,11 @@ def qemu_command(
         "-netdev", netdev,
         "-device", "vmxnet3,netdev=n0",
     ]  # fmt: skip
+    if metadata is not None:
+        # fw_cfg splits the option on commas: a path with one would be misread
+        if "," in str(metadata):
+            raise BootTestError(f"{metadata}: QEMU cannot take a fw_cfg file with ',' in its path")
+        command += ["-fw_cfg", f"name={FW_CFG_NAME},file={metadata}"]
     if firmware == "bios":
         return [*command, "-machine", "pc"]
     code, template = (
@@ -160,17 +235,19 @@ def qemu_command(
     ]  # fmt: skip
 
 
-def probe(port: int, check: str, timeout: float = 5.0) -> tuple[bool, int | None]:
+def probe(
+    port: int, check: str, timeout: float = 5.0, address: str = APPLIANCE_ADDRESS
+) -> tuple[bool, int | None]:
     """(TLS handshake done, HTTP status or None). Raises OSError when nothing answers yet."""
     context = ssl.create_default_context()
     context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the appliance's certificate is self-signed
+    context.verify_mode = ssl.CERT_NONE  # judged later, by the appliance checks
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    with raw, context.wrap_socket(raw, server_hostname=APPLIANCE_ADDRESS) as tls:
+    with raw, context.wrap_socket(raw, server_hostname=address) as tls:
         if check == "tls":
             return True, None
         request = (
-            f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: {APPLIANCE_ADDRESS}\r\n"
+            f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: {address}\r\n"
             "Accept: application/json\r\nConnection: close\r\n\r\n"
         )
         tls.sendall(request.encode())
@@ -219,41 +296,48 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def boot_test(options: BootTestOptions) -> BootTestResult:
+    if options.check not in CHECKS:
+        raise BootTestError(f"check {options.check!r}: expected one of {', '.join(CHECKS)}")
+    try:
+        expected = expected_from(options.metadata)
+    except CheckFailed as exc:
+        raise BootTestError(f"metadata: {exc}") from None
     if shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is None:
         raise BootTestError("QEMU not found: apt-get install qemu-system-x86 qemu-utils")
     firmware = firmware_for(options.image, options.firmware)
     port = options.port or free_loopback_port()
+    forwards = {port: MANAGEMENT_PORT}
+    if options.check == "appliance":
+        service_port = options.service_port or free_loopback_port()
+        if service_port == port:
+            raise BootTestError(f"--port and --service-port are both {port}")
+        forwards[service_port] = SERVICE_PORT
     with tempfile.TemporaryDirectory(prefix="passerelle-boot-") as tmp:
         work = Path(tmp)
         disk, disk_format = disk_from(options.image, work)
         overlay = work / "overlay.qcow2"
-        created = subprocess.run(
-            [
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-b",
-                str(disk),
-                "-F",
-                disk_format,
-                str(overlay),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if created.returncode != 0:
-            raise BootTestError(
-                f"{options.image}: not a readable {disk_format} disk: {created.stderr.strip()}"
-            )
+        _create_overlay(options.image, disk, disk_format, overlay)
+        metadata = None
+        if options.metadata is not None:
+            # QEMU reads the file when it starts; a private copy cannot change under it
+            metadata = work / "metadata.json"
+            shutil.copyfile(options.metadata, metadata)
         serial = work / "serial.log"
-        command = qemu_command(overlay, firmware, port, work, serial, options)
+        command = qemu_command(
+            overlay, firmware, forwards, work, serial, options, expected.address, metadata
+        )
+        facts: ApplianceFacts | None = None
+        checks_seconds = 0.0
         try:
             with running_qemu(command, work) as process:
                 started = time.monotonic()
-                tls_at, status = _wait_for_answer(process, port, options, started, work, serial)
+                tls_at, status = _wait_for_answer(
+                    process, port, options, started, work, serial, expected.address
+                )
                 answered = time.monotonic() - started
+                if options.check == "appliance":
+                    facts = _check_appliance(port, forwards, expected, serial, options)
+                    checks_seconds = time.monotonic() - started - answered
                 secure = (
                     SECURE_BOOT_LINE in serial.read_text(errors="replace")
                     if firmware != "bios"
@@ -279,7 +363,67 @@ def boot_test(options: BootTestOptions) -> BootTestResult:
         status=status,
         secure_boot=secure,
         stop_seconds=round(stop_seconds, 1),
+        address=expected.address,
+        metadata=str(options.metadata) if options.metadata else None,
+        appliance=facts,
+        checks_seconds=round(checks_seconds, 1),
     )
+
+
+def _create_overlay(image: Path, disk: Path, disk_format: str, overlay: Path) -> None:
+    command = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(disk), "-F", disk_format]
+    created = subprocess.run([*command, str(overlay)], capture_output=True, text=True)
+    if created.returncode != 0:
+        raise BootTestError(f"{image}: not a readable {disk_format} disk: {created.stderr.strip()}")
+
+
+def _check_appliance(
+    port: int, forwards: dict[int, int], expected: Expected, serial: Path, options: BootTestOptions
+) -> ApplianceFacts:
+    service_port = next(host for host, guest in forwards.items() if guest == SERVICE_PORT)
+    try:
+        der = served_certificate(port, expected.address)
+        announced = _wait_for_announcement(serial)
+        if "certificate-sha256" not in announced:
+            raise CheckFailed(
+                f"first boot printed no summary ({FIRSTBOOT_MARK} lines) on the serial console"
+            )
+        password, password_from = expected.admin_password, "metadata"
+        if password is None:
+            password, password_from = announced.get("admin-password"), "serial console"
+        if not password:
+            raise CheckFailed(
+                "no admin password: none in the metadata, and first boot printed none on the "
+                f"serial console ({FIRSTBOOT_MARK} admin-password)"
+            )
+        certificate = check_certificate(der, expected, announced["certificate-sha256"])
+        client = ApplianceClient(port, expected.address, pinned_context(der), ADMIN_USER, password)
+        first_boot = check_first_boot_facts(client, expected, announced)
+        service_seconds = check_virtual_service(
+            client, service_port, expected.address, options.service_timeout
+        )
+    except (CheckFailed, ApplianceAnswerError, OSError) as exc:
+        raise BootTestError(f"{exc}\nserial console:\n{_tail(serial)}") from None
+    return ApplianceFacts(
+        address=first_boot.address,
+        hostname=first_boot.hostname,
+        serial=first_boot.serial,
+        licence=f"{first_boot.licence_kind}, {first_boot.licence_days_left} days left",
+        certificate_sha256=certificate.sha256,
+        admin_password_from=password_from,
+        service_port=service_port,
+        service_seconds=round(service_seconds, 1),
+    )
+
+
+def _wait_for_announcement(serial: Path, timeout: float = 30.0) -> dict[str, str]:
+    """First boot runs before the engine starts, so its summary is normally there already."""
+    deadline = time.monotonic() + timeout
+    while True:
+        announced = announced_facts(serial)
+        if "certificate-sha256" in announced or time.monotonic() > deadline:
+            return announced
+        time.sleep(0.5)
 
 
 def _wait_for_answer(
@@ -289,9 +433,11 @@ def _wait_for_answer(
     started: float,
     work: Path,
     serial: Path,
+    address: str = APPLIANCE_ADDRESS,
 ) -> tuple[float, int | None]:
     tls_at: float | None = None
     last_problem = "no answer"
+    check = options.check
     while time.monotonic() - started < options.timeout:
         if process.poll() is not None:
             raise BootTestError(
@@ -299,16 +445,16 @@ def _wait_for_answer(
                 f"serial console:\n{_tail(serial)}"
             )
         try:
-            handshake, status = probe(port, options.check)
+            handshake, status = probe(port, check, address=address)
         except (OSError, ssl.SSLError) as exc:
             last_problem = str(exc) or type(exc).__name__
             time.sleep(1.0)
             continue
         if handshake and tls_at is None:
             tls_at = time.monotonic() - started
-        if options.check == "tls":
+        if check == "tls":
             return tls_at or 0.0, None
-        wanted = {200} if options.check == "health" else options.accept_status
+        wanted = options.accept_status if check == "http" else {200}
         if status in wanted:
             return tls_at or 0.0, status
         last_problem = f"GET {HEALTH_PATH} answered {status}"

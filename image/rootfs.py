@@ -145,6 +145,39 @@ def boot_files(root: Path) -> BootFiles:
     return BootFiles(kernel=kernels[-1], initrd=initrd, efi_dir=root / EFI_DIR)
 
 
+# Build-time tools the appliance never runs (~9 MiB of OVA): pip and setuptools in the
+# virtualenv, with setuptools' .pth hook (it imports the removed _distutils_hack at every
+# interpreter start), and the wheels Debian keeps for `python3 -m venv`.
+SITE_PACKAGES = VENV + "/lib/python3*/site-packages"
+UNUSED = (
+    *(
+        f"{SITE_PACKAGES}/{name}"
+        for name in (
+            "pip",
+            "pip-*.dist-info",
+            "setuptools",
+            "setuptools-*.dist-info",
+            "pkg_resources",
+            "_distutils_hack",
+            "distutils-precedence.pth",
+        )
+    ),
+    VENV + "/bin/pip*",
+    "usr/share/python-wheels",
+)
+
+
+def trim(root: Path) -> list[Path]:
+    """Removes :data:`UNUSED` from the root filesystem; what was removed."""
+    removed = sorted(path for pattern in UNUSED for path in root.glob(pattern))
+    for path in removed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return removed
+
+
 ENABLED_UNITS = (
     "systemd-networkd.service",
     "passerelle-firstboot.service",
@@ -166,6 +199,7 @@ def apply_overlay(root: Path, root_uuid: str, esp_uuid: str, log: Path) -> None:
     libexec.mkdir(parents=True, exist_ok=True)
     for script in sorted((PACKER_DIR / "scripts").iterdir()):
         shutil.copy(script, libexec / script.name)
+    trim(root)
     command = root / "usr/bin/passerelle"
     command.unlink(missing_ok=True)
     command.symlink_to(f"/{VENV}/bin/passerelle")

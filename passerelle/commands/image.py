@@ -52,10 +52,15 @@ def add_parser(subparsers: Any) -> None:
 
     boot = actions.add_parser(
         "boot-test",
-        help="boot an image under QEMU and check that the appliance serves HTTPS",
+        help="boot an image under QEMU and check that the appliance serves",
         description="Boot IMAGE (.ova, .vmdk, .vhdx or .raw) under QEMU (TCG) on a private "
-        "user-mode network (restrict=on) with 443 of 192.168.1.101 forwarded to a loopback "
-        "port, wait for the appliance to answer, stop it. The image itself is never written.",
+        "user-mode network (restrict=on) with ports 443 and 8080 of the appliance address "
+        "(192.168.1.101, or the ip of --metadata) forwarded to loopback ports, check it, stop "
+        "it. The full check (--check appliance) logs in with the admin password first boot "
+        "printed on the serial console (or the one in --metadata), checks the serial number, "
+        "hostname, address and demo licence the API reports and the management certificate, "
+        "then creates a virtual service on port 8080 and fetches through it. The image itself "
+        "is never written.",
     )
     boot.add_argument("image", type=Path, metavar="IMAGE")
     boot.add_argument(
@@ -66,10 +71,18 @@ def add_parser(subparsers: Any) -> None:
     )
     boot.add_argument(
         "--check",
-        choices=["tls", "http", "health"],
-        default="http",
+        choices=["tls", "http", "health", "appliance"],
+        default="appliance",
         help="what counts as serving: a TLS handshake; an HTTP answer over TLS (any status in "
-        "--accept-status); or /api/v1/health answering 200 (default: %(default)s)",
+        "--accept-status); /api/v1/health answering 200; or that and the first-boot facts "
+        "and a virtual service carrying traffic (default: %(default)s)",
+    )
+    boot.add_argument(
+        "--metadata",
+        type=Path,
+        metavar="FILE",
+        help="JSON settings for first boot (ip, netmask, gateway, dns, hostname, "
+        "admin_password), handed over zero-touch through QEMU fw_cfg opt/passerelle/metadata",
     )
     boot.add_argument(
         "--accept-status",
@@ -81,6 +94,12 @@ def add_parser(subparsers: Any) -> None:
     )
     boot.add_argument(
         "--port", type=int, default=0, help="loopback port of the forward (default: a free one)"
+    )
+    boot.add_argument(
+        "--service-port",
+        type=int,
+        default=0,
+        help="loopback port forwarded to the test's virtual service (default: a free one)",
     )
     boot.add_argument("--serial-log", type=Path, help="keep the guest's serial console output here")
     boot.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -139,6 +158,8 @@ def run_boot_test(args: argparse.Namespace) -> int:
         accept_status=frozenset(statuses),
         timeout=args.timeout,
         port=args.port,
+        service_port=args.service_port,
+        metadata=args.metadata,
         serial_log=args.serial_log,
     )
     try:
