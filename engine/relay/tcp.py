@@ -190,26 +190,34 @@ class _Relay:
         pipe = None
         empty = True
         burst = 0
+        drained = False
         try:
             src_fd = src.fileno()
             dst_fd = dst.fileno()
             readable = loop.io(src_fd, _READ)
             self.watchers.append(readable)
             while True:
+                if drained:
+                    # The last splice took less than a pipe's worth, so the socket had nothing
+                    # more: wait at once instead of paying for a splice that fails with EAGAIN
+                    # (a system call and an exception per message). A waiting direction holds
+                    # no pipe: quiet long-lived connections would otherwise pin descriptors.
+                    if pipe is not None:
+                        pipes.release(pipe, True)
+                        pipe = None
+                    burst = 0
+                    self._wait(readable)
+                    drained = False
                 if pipe is None:
                     pipe = pipes.acquire()
                 try:
                     moved = splice(src_fd, pipe.write_fd, pipe.size, flags=flags)
                 except BlockingIOError:
-                    # Nothing in flight: an idle direction holds no pipe (long-lived quiet
-                    # connections would otherwise pin two descriptors and kernel memory).
-                    pipes.release(pipe, True)
-                    pipe = None
-                    burst = 0
-                    self._wait(readable)
+                    drained = True  # woken with nothing to read after all
                     continue
                 if not moved:
                     break
+                drained = moved < pipe.size
                 empty = False
                 pipe_out = pipe.read_fd
                 left = moved
