@@ -65,6 +65,8 @@ def validate_config(data: Any) -> Config:
 
 def check_certificates(config: Config) -> None:
     """PEM that parses and a key that matches, so that no worker ever fails to build a context."""
+    if not config.certificates:
+        return  # spares every certificate-free validation the cryptography import
     # The TLS layer owns certificate parsing and itself imports the model, hence the late import.
     from passerelle.engine.tls.certificates import CertificateError, inspect
 

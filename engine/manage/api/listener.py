@@ -6,6 +6,7 @@ it next to the store, so its fingerprint stays the same across restarts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -65,6 +66,9 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
 class _HttpsServer(WSGIServer):
     def wrap_socket_and_handle(self, client_socket: socket.socket, address: object) -> object:
         client_socket.settimeout(IDLE_TIMEOUT)
+        # Without it a small response waits for the client's delayed ACK (~40 ms per call).
+        with contextlib.suppress(OSError):
+            client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             return super().wrap_socket_and_handle(client_socket, address)
         except OSError as exc:  # ssl.SSLError included: plain HTTP, scanners, dropped clients
