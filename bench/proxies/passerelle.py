@@ -1,17 +1,28 @@
-"""Passerelle: `passerelle engine` (a supervisor and N workers) and `passerelle config apply`."""
+"""Passerelle: `passerelle engine` (a supervisor and N workers), changed by `passerelle config
+apply` or, where a scenario needs it, through its REST API."""
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
+import secrets
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from bench.net import LOOPBACK, free_port
 from bench.procs import Managed
-from bench.proxies.base import Proxy
+from bench.proxies.base import READY_TIMEOUT, Proxy
 from bench.services import Certificate, Server, Service
+
+# Services changed through the REST API (the apply scenario): only an engine serving one of them
+# runs the management listener, so runs without that scenario leave its memory out.
+API_SERVICES = frozenset({"apply"})
+API_TIMEOUT = 10.0
 
 
 def _command() -> list[str]:
@@ -84,8 +95,56 @@ def configuration(services: list[Service], ports: dict[str, int]) -> dict[str, A
     }
 
 
+class ManagementApi:
+    """The engine's HTTPS API as a script uses it: an API token, one new connection per call."""
+
+    def __init__(self, port: int, certificate: Path) -> None:
+        self.port = port
+        self.certificate = certificate
+        self.authorization = ""
+        self._tls: ssl.SSLContext | None = None
+
+    def call(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        if self._tls is None:  # the engine writes its self-signed certificate on start
+            self._tls = ssl.create_default_context(cafile=str(self.certificate))
+        connection = http.client.HTTPSConnection(
+            LOOPBACK, self.port, context=self._tls, timeout=API_TIMEOUT
+        )
+        try:
+            connection.request(
+                method,
+                path,
+                body=json.dumps(body).encode(),
+                headers={"Authorization": self.authorization, "Content-Type": "application/json"},
+            )
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def login(self, user: str, password: str) -> None:
+        """Trade the password for an API token once; every change then uses the token (argon2
+        verification is deliberately slow and not what a change costs)."""
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.authorization = f"Basic {basic}"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            try:
+                status, body = self.call("POST", "/api/v1/tokens", {"name": "bench"})
+                break
+            except OSError:  # not listening yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        if status != 201:
+            raise RuntimeError(f"API token: HTTP {status}: {body[:300]!r}")
+        self.authorization = f"Bearer {json.loads(body)['token']}"
+
+
 class Passerelle(Proxy):
     product = "Passerelle"
+    api: ManagementApi | None = None  # set by launch when a service needs the API
+    api_password = ""
 
     @property
     def db(self) -> Path:
@@ -95,6 +154,21 @@ class Passerelle(Proxy):
         path = self.workdir / "config.json"
         path.write_text(json.dumps(configuration(self.services, self.ports), indent=1))
         return path
+
+    def _management_args(self) -> list[str]:
+        if not any(s.name in API_SERVICES for s in self.services):
+            return _optional_listeners_off()
+        self.api_password = secrets.token_urlsafe(18)
+        password_file = self.workdir / "admin-password"
+        password_file.write_text(self.api_password + "\n")
+        password_file.chmod(0o600)
+        self.api = ManagementApi(free_port(), self.workdir / "management.crt")
+        return [
+            "--management",
+            f"{LOOPBACK}:{self.api.port}",
+            "--admin-password-file",
+            str(password_file),
+        ]
 
     def launch(self) -> None:
         config = self._write_config()
@@ -115,12 +189,17 @@ class Passerelle(Proxy):
                 # per-connection logging would be work the other two are not asked to do
                 "--log-level",
                 "WARNING",
-                *_optional_listeners_off(),
+                *self._management_args(),
             ],
             self.placement.proxy_cpus,
             self.workdir / "engine.log",
         )
         self.processes = [engine.start()]
+
+    def wait_ready(self) -> None:
+        super().wait_ready()
+        if self.api is not None:
+            self.api.login("admin", self.api_password)
 
     def reconfigure(self, service: Service) -> None:
         self.replace_service(service)
@@ -142,3 +221,16 @@ class Passerelle(Proxy):
         )
         if result.returncode != 0:
             raise RuntimeError(f"passerelle config apply failed: {result.stderr[-800:]}")
+
+    def reconfigure_api(self, service: Service) -> None:
+        """The same change as ``reconfigure``, as one PUT of the virtual service."""
+        if self.api is None:
+            raise RuntimeError("the engine runs without its management API")
+        self.replace_service(service)
+        status, body = self.api.call(
+            "PUT",
+            f"/api/v1/virtual-services/{service.name}",
+            virtual_service(service, self.ports[service.name]),
+        )
+        if status != 200:
+            raise RuntimeError(f"PUT virtual service: HTTP {status}: {body[:800]!r}")

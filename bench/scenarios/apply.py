@@ -1,17 +1,22 @@
 """Time from a configuration change to traffic following it: the service's only real server is
 swapped for another and new connections are probed until the new one answers.
 
-Passerelle: `passerelle config apply` (the clock starts before the command is run). HAProxy: a
-new process with -sf (its usual reload). nginx: SIGHUP to the master."""
+Every product is changed the way its configuration file is reloaded: Passerelle runs
+`passerelle config apply` (the clock starts before the command is run), HAProxy starts a new
+process with -sf, nginx gets SIGHUP. Passerelle is also changed the way admins and scripts
+usually do it, with one HTTPS PUT of the virtual service to its REST API (an API token, a new
+connection); HAProxy and nginx have no API that changes their configuration, so that row is
+Passerelle's alone."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from bench.backends import BackEnds
 from bench.net import http_get
-from bench.proxies import Proxy
+from bench.proxies import Passerelle, Proxy
 from bench.scenarios.common import Rig, Row, guarded
 from bench.services import Certificate, Service
 
@@ -45,8 +50,11 @@ class _Probe(threading.Thread):
             time.sleep(0.001)
 
 
-def _switch(proxy: Proxy, rig: Rig) -> tuple[float, float]:
-    """(ms until traffic follows, ms the change command itself took)."""
+Change = Callable[[Service], None]
+
+
+def _switch(proxy: Proxy, rig: Rig, change: Change) -> tuple[float, float]:
+    """(ms until traffic follows, ms the change itself took)."""
     current = next(s for s in proxy.services if s.name == "apply")
     pool = rig.backends.plain
     target_index = 3 if current.servers[0] == pool[0] else 0
@@ -54,7 +62,7 @@ def _switch(proxy: Proxy, rig: Rig) -> tuple[float, float]:
     probe.start()
     started = time.monotonic()
     try:
-        proxy.reconfigure(current.with_servers((pool[target_index],)))
+        change(current.with_servers((pool[target_index],)))
         returned = time.monotonic()
         probe.join(TIMEOUT)
     finally:
@@ -65,13 +73,21 @@ def _switch(proxy: Proxy, rig: Rig) -> tuple[float, float]:
     return (probe.seen_at - started) * 1000, (returned - started) * 1000
 
 
+def _sample(follows: Row, ran: Row, proxy: Proxy, rig: Rig, change: Change) -> None:
+    for _ in range(2):  # there and back: two samples per run
+        with guarded(follows, proxy.product):
+            total, took = _switch(proxy, rig, change)
+            follows.add(proxy.product, total)
+            ran.add(proxy.product, took)
+
+
 def measure(rig: Rig) -> list[Row]:
-    follows = Row("apply", "change → new server answers, ms", False)
-    command = Row("apply", "of which the change command ran, ms", None)
+    reload = Row("apply", "reload (config apply, -sf, HUP) → new server answers, ms", False)
+    command = Row("apply", "of which the reload command ran, ms", None)
+    api = Row("apply", "REST API PUT (Passerelle only) → new server answers, ms", False)
+    put = Row("apply", "of which the PUT was answered, ms", None)
     for _, proxy in rig.rounds():
-        for _ in range(2):  # there and back: two samples per run
-            with guarded(follows, proxy.product):
-                total, ran = _switch(proxy, rig)
-                follows.add(proxy.product, total)
-                command.add(proxy.product, ran)
-    return [follows, command]
+        _sample(reload, command, proxy, rig, proxy.reconfigure)
+        if isinstance(proxy, Passerelle):
+            _sample(api, put, proxy, rig, proxy.reconfigure_api)
+    return [reload, command, api, put]
