@@ -17,11 +17,16 @@ from support.api_client import ManagedEngine
 from support.engine import free_port
 
 # The suite is a plain folder at the repository root, run as `python -m bench` from there.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from bench.placement import unpinned
-from bench.proxies.passerelle import Passerelle
-from bench.services import Server, Service
+# The root goes on the path only for this import: left there, its `firstboot` package would
+# shadow the tests' own `firstboot` folder for every module collected afterwards.
+_ROOT = str(Path(__file__).resolve().parents[2])
+sys.path.insert(0, _ROOT)
+try:
+    from bench.placement import unpinned
+    from bench.proxies.passerelle import Passerelle
+    from bench.services import Server, Service
+finally:
+    sys.path.remove(_ROOT)
 
 WAIT = 10.0  # for a change to reach the workers on a loaded machine
 
