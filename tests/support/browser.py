@@ -121,7 +121,7 @@ class Browser:
         self.find(css).click()
         if confirm:
             self.wait(expected_conditions.alert_is_present()).accept()
-        self.wait(expected_conditions.staleness_of(page))
+        self.wait(lambda _driver: _replaced(page))
 
     def fill(self, css: str, value: str) -> None:
         element = self.find(css)
@@ -185,3 +185,19 @@ def log_in(browser: Browser, api: LiveApi) -> None:
     browser.fill("#password", PASSWORD)
     browser.submit("#login")
     assert browser.path == "/dashboard"
+
+
+def _replaced(element: Any) -> bool:
+    """Whether ``element``'s page is gone. Asked mid-navigation, chromedriver may answer with
+    an inspector error instead of a stale reference: that, too, means the page is going."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "inspector error" in str(exc) or "Cannot find context" in str(exc):
+            return True
+        raise
+    return False
