@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import os
 import secrets
@@ -58,9 +59,7 @@ def inspect(cert: Certificate, *, require_key: bool = True) -> CertificateInfo:
     """
     leaf = _load_leaf(cert.cert_pem)
     if cert.key_pem.strip() or require_key:
-        key = _load_key(cert.key_pem)
-        if _public_der(key.public_key()) != _public_der(leaf.public_key()):
-            raise CertificateError("key_pem", "the private key does not match the certificate")
+        _check_key_pair(cert.cert_pem, cert.key_pem)
     if cert.chain_pem.strip():
         _load_chain(cert.chain_pem)
     return CertificateInfo(
@@ -73,6 +72,23 @@ def inspect(cert: Certificate, *, require_key: bool = True) -> CertificateInfo:
         fingerprint_sha256=leaf.fingerprint(hashes.SHA256()).hex(":").upper(),
         self_signed=_self_signed(leaf),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _check_key_pair(cert_pem: str, key_pem: str) -> None:
+    """Raise CertificateError unless the key is readable and matches the certificate.
+
+    Remembered per pair (failures are not): loading an RSA key checks it, tens of
+    milliseconds each time, and every configuration change validates every certificate.
+    """
+    key = _load_key(key_pem)
+    if _public_der(key.public_key()) != _public_der(_load_leaf(cert_pem).public_key()):
+        raise CertificateError("key_pem", "the private key does not match the certificate")
+
+
+def leaf_dns_names(cert_pem: str) -> tuple[str, ...]:
+    """The names a certificate answers SNI for, without loading its key (see dns_names)."""
+    return dns_names(_load_leaf(cert_pem))
 
 
 def dns_names(leaf: x509.Certificate) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from passerelle.engine.tls.certificates import CertificateError, inspect
+from passerelle.engine.tls.certificates import CertificateError, inspect, leaf_dns_names
 from passerelle.engine.tls.sni import SNITable, normalise
 
 if TYPE_CHECKING:
@@ -100,7 +100,9 @@ def server_context(
         if name in contexts:
             continue
         cert = _lookup(certificates, name)
-        entries.append((name, inspect(cert).dns_names))
+        # Certificates were checked whole when the configuration was validated; OpenSSL
+        # checks the pair again on loading. Only the names are needed here.
+        entries.append((name, leaf_dns_names(cert.cert_pem)))
         contexts[name] = _offload_context(cls, offload, cert)
     default = contexts[offload.certificates[0]]
     default.sni_callback = _sni_callback(SNITable(entries), contexts)
