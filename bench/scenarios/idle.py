@@ -20,10 +20,13 @@ def measure(rig: Rig) -> list[Row]:
     rss = Row("idle", f"{n:,} idle: RSS of all processes, MB", False)
     pss = Row("idle", f"{n:,} idle: PSS of all processes, MB", False)
     each = Row("idle", "RSS per idle connection, KB", False)
+    # Freed memory mostly stays with a process: after the first round its RSS no longer drops
+    # back, so every round is measured against the RSS before the first one opened anything.
+    first_base: dict[str, int] = {}
     for _, proxy in rig.rounds():
         with guarded(rss, proxy.product):
             gc.collect()
-            base_rss, _ = memory_kb(proxy.pids())
+            base_rss = first_base.setdefault(proxy.product, memory_kb(proxy.pids())[0])
             idle = IdleConnections(proxy.port("l7"))
             try:
                 idle.open(n)
