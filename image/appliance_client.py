@@ -18,6 +18,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from passerelle.provisioning.appliance_api import https_request
+
 
 class ApplianceAnswerError(Exception):
     """The appliance answered, but not with what the boot test asked for."""
@@ -86,24 +88,18 @@ class ApplianceClient:
         self._authorization = f"Basic {token}"
 
     def request(self, method: str, path: str, body: object | None = None) -> Answer:
-        headers = {
-            "Host": self.address,
-            "Accept": "application/json",
-            "Authorization": self._authorization,
-        }
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        connection = _Connection(self.port, self.address, self.context, self.timeout)
-        try:
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            return Answer(
-                response.status, response.read(), response.getheader("Content-Type") or ""
-            )
-        finally:
-            connection.close()
+        answer = https_request(
+            self.address,
+            443,
+            method,
+            path,
+            context=self.context,
+            timeout=self.timeout,
+            headers={"Accept": "application/json", "Authorization": self._authorization},
+            body=body,
+            forward_port=self.port,
+        )
+        return Answer(answer.status, answer.body, answer.content_type)
 
     def get_json(self, path: str) -> Any:
         answer = self.request("GET", path)
@@ -112,20 +108,6 @@ class ApplianceClient:
                 f"GET {path} answered {answer.status}: {answer.body[:200]!r}"
             )
         return answer.json()
-
-
-class _Connection(http.client.HTTPSConnection):
-    """Connects to the loopback forward while TLS names the appliance address."""
-
-    def __init__(self, port: int, address: str, context: ssl.SSLContext, timeout: float) -> None:
-        super().__init__(address, port, timeout=timeout, context=context)
-        self._forward_port = port
-
-    def connect(self) -> None:
-        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
-            socket.create_connection(("127.0.0.1", self._forward_port), self.timeout),
-            server_hostname=self.host,
-        )
 
 
 def http_get(port: int, host: str, path: str, timeout: float = 10.0) -> Answer:

@@ -52,6 +52,64 @@ def api_url(address: str, port: int = 443) -> str:
     return f"https://{authority}{API_BASE}"
 
 
+@dataclass(frozen=True)
+class RawAnswer:
+    status: int
+    body: bytes
+    content_type: str
+
+
+class _Connection(http.client.HTTPSConnection):
+    """Names ``host`` (SNI, Host header, certificate check) but may connect elsewhere: to a
+    loopback port forwarded to the appliance, as the image boot test does."""
+
+    def __init__(
+        self, host: str, port: int, context: ssl.SSLContext, timeout: float, connect_port: int
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._connect_port = connect_port
+
+    def connect(self) -> None:
+        if self._connect_port == self.port:
+            super().connect()
+            return
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            socket.create_connection(("127.0.0.1", self._connect_port), self.timeout),
+            server_hostname=self.host,
+        )
+
+
+def https_request(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    *,
+    context: ssl.SSLContext,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    forward_port: int | None = None,
+) -> RawAnswer:
+    """One request on a connection of its own, ``body`` sent as JSON when given; raises
+    OSError/ssl.SSLError when nothing answers. ``forward_port``: connect to that loopback
+    port instead, still naming ``host``."""
+    sent = dict(headers or {})
+    payload = None
+    if body is not None:
+        payload = json.dumps(body).encode()
+        sent["Content-Type"] = "application/json"
+    connection = _Connection(
+        host, port, context, timeout, port if forward_port is None else forward_port
+    )
+    try:
+        connection.request(method, path, body=payload, headers=sent)
+        response = connection.getresponse()
+        return RawAnswer(response.status, response.read(), response.getheader("Content-Type") or "")
+    finally:
+        connection.close()
+
+
 def _unverified_context() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -78,27 +136,24 @@ class ApplianceApi:
     def request(self, method: str, path: str, body: Any = None, auth: bool = True) -> ApiResponse:
         """One request; raises OSError/ssl.SSLError when the appliance cannot be reached."""
         headers = {"Accept": "application/json"}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
         if auth and self.credentials is not None:
             headers["Authorization"] = self.credentials.basic_header()
-        connection = http.client.HTTPSConnection(
-            self.host, self.port, timeout=self.timeout, context=_unverified_context()
+        answer = https_request(
+            self.host,
+            self.port,
+            method,
+            self.base_path + path,
+            context=_unverified_context(),
+            timeout=self.timeout,
+            headers=headers,
+            body=body,
         )
-        try:
-            connection.request(method, self.base_path + path, body=payload, headers=headers)
-            response = connection.getresponse()
-            raw = response.read()
-        finally:
-            connection.close()
-        text = raw.decode("utf-8", "replace")
+        text = answer.body.decode("utf-8", "replace")
         try:
             parsed: Any = json.loads(text) if text else None
         except ValueError:
             parsed = text
-        return ApiResponse(response.status, parsed)
+        return ApiResponse(answer.status, parsed)
 
     def is_healthy(self) -> tuple[bool, str]:
         """(serving?, what was seen) for GET /api/v1/health, which needs no credentials."""

@@ -4,7 +4,6 @@ apply` or, where a scenario needs it, through its REST API."""
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import secrets
 import ssl
@@ -18,6 +17,7 @@ from bench.net import LOOPBACK, free_port
 from bench.procs import Managed
 from bench.proxies.base import READY_TIMEOUT, Proxy
 from bench.services import Certificate, Server, Service
+from passerelle.provisioning.appliance_api import https_request
 
 # Services changed through the REST API (the apply scenario): only an engine serving one of them
 # runs the management listener, so runs without that scenario leave its memory out.
@@ -107,20 +107,17 @@ class ManagementApi:
     def call(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
         if self._tls is None:  # the engine writes its self-signed certificate on start
             self._tls = ssl.create_default_context(cafile=str(self.certificate))
-        connection = http.client.HTTPSConnection(
-            LOOPBACK, self.port, context=self._tls, timeout=API_TIMEOUT
+        answer = https_request(
+            LOOPBACK,
+            self.port,
+            method,
+            path,
+            context=self._tls,
+            timeout=API_TIMEOUT,
+            headers={"Authorization": self.authorization},
+            body=body,
         )
-        try:
-            connection.request(
-                method,
-                path,
-                body=json.dumps(body).encode(),
-                headers={"Authorization": self.authorization, "Content-Type": "application/json"},
-            )
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
+        return answer.status, answer.body
 
     def login(self, user: str, password: str) -> None:
         """Trade the password for an API token once; every change then uses the token (argon2
