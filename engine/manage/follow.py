@@ -9,16 +9,14 @@ made it. A poll of the same query stays as the safety net (no inotify, a log fil
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
-import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gevent
 from gevent.select import select
+from inotify_simple import INotify, flags
 
 from passerelle.engine.manage.store import ConfigStore, StoreError
 from passerelle.engine.model.config import Config
@@ -32,27 +30,23 @@ POLL_INTERVAL = 0.05
 # versions (audit, API token use) thus cost a handful of cheap queries.
 SETTLE_INTERVAL = 0.002
 
-_IN_MODIFY = 0x00000002
-_IN_IGNORED = 0x00008000  # the watch is gone: the file was deleted or its file system unmounted
-_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
-
 
 class WriteWatch:
     """Tells when one file is written (inotify); without inotify, waiting is only sleeping."""
 
     def __init__(self, path: Path) -> None:
-        self.path = os.fsencode(path)
-        self.fd = -1
+        self.path = path
+        self._inotify: INotify | None = None
         self._watch = -1
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            self._add_watch = libc.inotify_add_watch
-            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        except (OSError, AttributeError):  # not Linux
+            self._inotify = INotify(nonblocking=True)
+        except OSError:  # not Linux, or no inotify instances left
             return
-        self._add_watch.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
-        self.fd = fd
         self._arm()
+
+    @property
+    def fd(self) -> int:
+        return self._inotify.fileno() if self._inotify is not None else -1
 
     @property
     def watching(self) -> bool:
@@ -60,37 +54,32 @@ class WriteWatch:
 
     def _arm(self) -> None:
         # The file may not exist yet, or again: a failed attempt is retried at the next wait.
-        if self.fd >= 0 and self._watch < 0:
-            self._watch = self._add_watch(self.fd, self.path, _IN_MODIFY)
+        if self._inotify is not None and self._watch < 0:
+            try:
+                self._watch = self._inotify.add_watch(self.path, flags.MODIFY)
+            except OSError:
+                self._watch = -1
 
     def wait(self, timeout: float) -> bool:
         """Whether the file was written before ``timeout`` seconds passed."""
         self._arm()
-        if self._watch < 0:
+        if self._inotify is None or self._watch < 0:
             gevent.sleep(timeout)
             return False
-        readable, _, _ = select([self.fd], [], [], timeout)
-        return bool(readable) and self._drain()
-
-    def _drain(self) -> bool:
+        readable, _, _ = select([self._inotify], [], [], timeout)
+        if not readable:
+            return False
         written = False
-        while True:
-            try:
-                data = os.read(self.fd, 4096)
-            except BlockingIOError:
-                return written
-            offset = 0
-            while offset < len(data):
-                _, mask, _, name_length = _EVENT.unpack_from(data, offset)
-                offset += _EVENT.size + name_length
-                written = written or bool(mask & _IN_MODIFY)
-                if mask & _IN_IGNORED:
-                    self._watch = -1
+        for event in self._inotify.read(timeout=0):
+            written = written or bool(event.mask & flags.MODIFY)
+            if event.mask & flags.IGNORED:  # deleted, or its file system unmounted
+                self._watch = -1
+        return written
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
             self._watch = -1
 
 
