@@ -193,6 +193,19 @@ class _Reader:
         events = self._events
         return events.pop(0) if events else None
 
+    def ends_next(self) -> bool:
+        """Whether the next event is the end of a message (a bodiless message's end)."""
+        events = self._events
+        return bool(events) and events[0] is END_OF_MESSAGE
+
+    def refusal(self) -> HttpError | None:
+        """The error that refused this input, if one did."""
+        return self._error if self._state == _FAILED else None
+
+    def in_head(self) -> bool:
+        """Whether part of a head has arrived and the rest has not."""
+        return self._state == _HEAD
+
     # -- state -----------------------------------------------------------------
 
     def _start(self) -> None:

@@ -37,16 +37,24 @@ from passerelle.engine.http.codec import (
     ResponseHead,
     Upgraded,
 )
+from passerelle.engine.http.lane import Lane
 from passerelle.engine.http.parking import PARK_AFTER, Parked
 from passerelle.engine.http.rules import RequestFacts, normalise_host
 from passerelle.engine.http.sockio import sender
-from passerelle.engine.http.upstream import IdlePool, ServerConnection, open_connection
+from passerelle.engine.http.upstream import (
+    IdlePool,
+    ServerConnection,
+    ServerFailed,
+    open_connection,
+)
 from passerelle.engine.http.wire import (
     HOP_BY_HOP,
     LAST_CHUNK,
+    any_connection_auth,
     chunk,
     connection_tokens,
     error_response,
+    is_connection_auth,
     request_head_bytes,
     response_head_bytes,
 )
@@ -72,7 +80,6 @@ RECV_SIZE = 65536
 FLUSH_SIZE = 65536  # gathered response bytes beyond this go out at once
 CONNECT_ATTEMPTS = 3
 CONTINUE_WAIT = 1.0  # how long to wait for a server's 100 Continue before sending the body anyway
-AUTH_SCHEMES = (b"ntlm", b"negotiate")
 # RFC 9110 9.2.2: only these may be sent again after a server dropped the connection unanswered.
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 # After refusing a request, what the client still sends is read and dropped for a moment before
@@ -92,26 +99,6 @@ class ClientTimeout(ClientGone):
 
 class _Quiet(Exception):
     """The client sent nothing for PARK_AFTER seconds between requests: time to park."""
-
-
-class ServerFailed(Exception):
-    """The real server failed mid-request; ``retryable`` when nothing was sent or received."""
-
-    def __init__(self, message: str, retryable: bool = False, status: int = 502) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status  # what the client is told, if it has not had a response yet
-
-
-def _is_connection_auth(value: bytes | None) -> bool:
-    if not value:
-        return False
-    scheme = value.split(b" ", 1)[0].lower()
-    return scheme in AUTH_SCHEMES
-
-
-def _any_connection_auth(values: list[bytes]) -> bool:
-    return any(_is_connection_auth(v) for v in values)
 
 
 def _names(names: list[str] | dict[str, str]) -> frozenset[bytes]:
@@ -255,18 +242,24 @@ class HttpProxyConnection:
             if not data:
                 return None
             self.reader.feed(data)
-            deadline = time.monotonic() + self.vs.header_timeout
-            while (event := self.reader.next_event()) is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise HttpError(408, "request header timeout")
-                try:
-                    data = self._recv_client(remaining)
-                except ClientTimeout:
-                    raise HttpError(408, "request header timeout") from None
-                if not data:
-                    return None
-                self.reader.feed(data)
+            return self._complete_head(time.monotonic() + self.vs.header_timeout)
+        if not isinstance(event, RequestHead):
+            raise HttpError(400, "unexpected data between requests")
+        return event
+
+    def _complete_head(self, deadline: float) -> RequestHead | None:
+        """The head that has begun, read in full by ``deadline``; None if the client closes."""
+        while (event := self.reader.next_event()) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HttpError(408, "request header timeout")
+            try:
+                data = self._recv_client(remaining)
+            except ClientTimeout:
+                raise HttpError(408, "request header timeout") from None
+            if not data:
+                return None
+            self.reader.feed(data)
         if not isinstance(event, RequestHead):
             raise HttpError(400, "unexpected data between requests")
         return event
@@ -294,7 +287,11 @@ class HttpProxyConnection:
     # -- the connection loop -----------------------------------------------------------
 
     def serve(self) -> None:
-        """Serve until the connection closes or parks (see parking.py); then return."""
+        """Serve until the connection closes, parks (see parking.py) or goes to the lane."""
+        if self.service.tls_server is None:
+            self._detach()
+            Lane(self)
+            return
         if self.service.tls_server is not None:
             try:
                 with gevent.Timeout(self.vs.header_timeout):
@@ -333,22 +330,48 @@ class HttpProxyConnection:
             if not parked:
                 self._close()
 
-    def _park(self) -> bool:
-        """Let the event loop hold this quiet connection; False if it cannot be parked."""
+    def _detach(self) -> None:
+        """Outlive the greenlet that accepted the connection.
+
+        The server that accepted the socket closes it when that greenlet ends: carry on with
+        a new socket object on the same descriptor.
+        """
         sock = self.sock
         if type(sock) is gsocket.socket:
-            # The server that accepted the socket closes it when this greenlet ends: carry on
-            # with a new socket object on the same descriptor.
             family, kind = sock.family, sock.type
             sock = self.sock = gsocket.socket(family, kind, fileno=sock.detach())
             self.send = sender(sock)
             self.timeout = None
+
+    def _park(self) -> bool:
+        """Let the event loop hold this quiet connection; False if it cannot be parked."""
+        self._detach()
         try:
-            fd = sock.fileno()
+            fd = self.sock.fileno()
         except OSError:
             return False
         Parked(fd, self.vs.idle_timeout - PARK_AFTER, self._serve_requests, self._close)
         return True
+
+    def _carry_on(self, work: Callable[[], bool]) -> bool:
+        """Run the lane's hand-over in a greenlet; False when the connection must close."""
+        try:
+            try:
+                return work()
+            except HttpError as exc:
+                self._refuse(exc.status, exc.reason)
+        except (ClientGone, gevent.Timeout, OSError) as exc:
+            log.debug("%s: client %s gone: %s", self.vs.name, self.client_ip, exc)
+        return False
+
+    def _serve_slow_head(self) -> bool:
+        """A head that did not arrive in one piece: the header timeout applies to the rest."""
+        head = self._complete_head(time.monotonic() + self.vs.header_timeout)
+        if head is None:
+            return False
+        if not self._follow_reload():
+            raise HttpError(503, "This service was removed.")
+        return self._serve_request(head)
 
     def _close(self) -> None:
         for conn in self.pinned.values():
@@ -375,15 +398,30 @@ class HttpProxyConnection:
         row[self.service.slot * WIDTH + REQUESTS] += 1
         route = self._route(head)
         if route is None:
-            nm = self.vs.no_match
-            self._discard_body()
-            self._send_client(error_response(nm.status, nm.body, close=not head.keep_alive))
-            return head.keep_alive
+            return self._no_match(head)
         if route.name is not None:
             row[route.slot * WIDTH + REQUESTS] += 1
         persist_key, cookie_server = self._persistence(route, head)
+        return self._proxy_request(head, route, persist_key, cookie_server)
+
+    def _no_match(self, head: RequestHead) -> bool:
+        nm = self.vs.no_match
+        self._discard_body()
+        self._send_client(error_response(nm.status, nm.body, close=not head.keep_alive))
+        return head.keep_alive
+
+    def _proxy_request(
+        self,
+        head: RequestHead,
+        route: PoolRoute,
+        persist_key: str | None,
+        cookie_server: ServerRuntime | None,
+        first: tuple[ServerRuntime, bool] | None = None,
+        resume: tuple[ServerConnection, Callable[[], bool]] | None = None,
+    ) -> bool:
+        """Proxy a routed request (see _forward); False when the client connection must close."""
         try:
-            keep = self._forward(head, route, persist_key, cookie_server)
+            keep = self._forward(head, route, persist_key, cookie_server, first, resume)
             if not self.consumed:
                 self._linger()  # the client may still be sending the body nobody read
             return keep
@@ -450,8 +488,12 @@ class HttpProxyConnection:
         persist_key: str | None,
         cookie_server: ServerRuntime | None,
         exclude: list[ServerRuntime],
+        first: tuple[ServerRuntime, bool] | None = None,
     ) -> tuple[ServerConnection | None, bool]:
-        """A connection to the chosen server, and whether an active cookie must be (re)set."""
+        """A connection to the chosen server, and whether an active cookie must be (re)set.
+
+        ``first`` is a server already chosen for this request, with its set-cookie decision.
+        """
         pool = route.pool
         pinned = self.pinned.get(pool.id)
         if pinned is not None:
@@ -464,12 +506,16 @@ class HttpProxyConnection:
         reencrypt = route.reencrypt
         host = (normalise_host(head.get(b"host")) or None) if reencrypt is not None else None
         for _ in range(CONNECT_ATTEMPTS):
-            if (
+            server: ServerRuntime | None
+            if first is not None:
+                server, set_cookie = first
+                first = None
+            elif (
                 cookie_server is not None
                 and cookie_server.usable()
                 and cookie_server not in exclude
             ):
-                server: ServerRuntime | None = cookie_server
+                server = cookie_server
                 set_cookie = False
             else:
                 server = pool.choose(self.client_ip, persist_key, exclude)
@@ -487,6 +533,7 @@ class HttpProxyConnection:
             # closed: only the others need the pool to probe the connection first.
             conn = self.idle.get(key, probe=not replayable)
             if conn is not None:
+                conn.unwatch()  # the lane's watcher must not see this exchange's response
                 conn.server = server
                 return conn, set_cookie
             try:
@@ -538,32 +585,54 @@ class HttpProxyConnection:
         route: PoolRoute,
         persist_key: str | None,
         cookie_server: ServerRuntime | None,
+        first: tuple[ServerRuntime, bool] | None = None,
+        resume: tuple[ServerConnection, Callable[[], bool]] | None = None,
     ) -> bool:
-        auth = _is_connection_auth(head.get(b"authorization"))
-        request_bytes = request_head_bytes(head.method, head.target, self._request_headers(head))
+        """Send the request to a real server and relay the answer, retrying where RFC 9110 lets.
+
+        ``resume`` carries on an exchange the lane began: its server connection, already
+        counted, and the step that finishes it as _exchange would.
+        """
+        auth = is_connection_auth(head.get(b"authorization"))
+        request_bytes: bytes | None = None
         has_body = head.chunked or bool(head.content_length)
-        self.consumed = self.body_sent = self.responded = False
-        self.tunnel_rest = b""
+        if resume is None:
+            self.consumed = self.body_sent = self.responded = False
+            self.tunnel_rest = b""
         exclude: list[ServerRuntime] = []
         row = self.ctx.row
         while True:
-            conn, set_cookie = self._server_connection(
-                route, head, persist_key, cookie_server, exclude
-            )
-            if conn is None:
-                # A client waiting for 100 Continue sends no body: do not wait for one.
-                if not self.consumed and not head.expect_continue:
-                    self._discard_body_quietly(head)
-                self._send_client(
-                    error_response(503, "No real server is available for this service.\n")
+            step: Callable[[], bool] | None = None
+            if resume is not None:
+                conn, step = resume
+                resume = None
+                s_base = conn.server.slot * WIDTH
+            else:
+                found, set_cookie = self._server_connection(
+                    route, head, persist_key, cookie_server, exclude, first
                 )
-                return False
+                first = None
+                if found is None:
+                    # A client waiting for 100 Continue sends no body: do not wait for one.
+                    if not self.consumed and not head.expect_continue:
+                        self._discard_body_quietly(head)
+                    self._send_client(
+                        error_response(503, "No real server is available for this service.\n")
+                    )
+                    return False
+                conn = found
+                s_base = conn.server.slot * WIDTH
+                row[s_base + ACTIVE] += 1
+                row[s_base + TOTAL] += 1
+                row[s_base + REQUESTS] += 1
             server = conn.server
-            s_base = server.slot * WIDTH
-            row[s_base + ACTIVE] += 1
-            row[s_base + TOTAL] += 1
-            row[s_base + REQUESTS] += 1
             try:
+                if step is not None:
+                    return step()
+                if request_bytes is None:
+                    request_bytes = request_head_bytes(
+                        head.method, head.target, self._request_headers(head)
+                    )
                 return self._exchange(head, route, conn, request_bytes, has_body, set_cookie, auth)
             except ServerFailed as exc:
                 self._drop(route, conn)
@@ -698,7 +767,53 @@ class HttpProxyConnection:
                     waiting_for_continue, wait = False, idle
                 continue
             break
-        response = event
+        return self._respond(head, route, conn, event, set_cookie, auth)
+
+    def _await_response(
+        self,
+        head: RequestHead,
+        route: PoolRoute,
+        conn: ServerConnection,
+        set_cookie: bool,
+        started: bool,
+    ) -> bool:
+        """Carry on a bodiless exchange whose request the lane sent: read and relay the answer."""
+        return self._continue_after_head(
+            head, route, conn, self._response_event(conn, started), set_cookie
+        )
+
+    def _continue_after_head(
+        self,
+        head: RequestHead,
+        route: PoolRoute,
+        conn: ServerConnection,
+        response: ResponseHead,
+        set_cookie: bool,
+    ) -> bool:
+        """Carry on a bodiless exchange from its first response head, interim ones included."""
+        while 100 <= response.status < 200 and response.status != 101:
+            self._relay_interim(response, conn, head)
+            response = self._response_event(conn, True)
+        return self._respond(head, route, conn, response, set_cookie, False)
+
+    def _response_event(self, conn: ServerConnection, started: bool) -> ResponseHead:
+        try:
+            event = self._next_server_event(conn, self.vs.idle_timeout, started)
+        except TimeoutError as exc:
+            raise ServerFailed("response timeout", status=504) from exc
+        assert isinstance(event, ResponseHead)
+        return event
+
+    def _respond(
+        self,
+        head: RequestHead,
+        route: PoolRoute,
+        conn: ServerConnection,
+        response: ResponseHead,
+        set_cookie: bool,
+        auth: bool,
+    ) -> bool:
+        """Relay a final response; False when the client connection must close."""
         if response.status == 101:
             if not head.upgrade:
                 raise ServerFailed("101 Switching Protocols to a request without Upgrade")
@@ -710,7 +825,7 @@ class HttpProxyConnection:
         complete = self.consumed and not head.upgrade
         pool_id = route.pool.id
         held = self.pinned.get(pool_id) is conn
-        if not held and (auth or _any_connection_auth(response.get_all(b"www-authenticate"))):
+        if not held and (auth or any_connection_auth(response.get_all(b"www-authenticate"))):
             # NTLM/Negotiate authenticate the connection: from now on it serves only this
             # client, for as long as both connections live.
             self.pinned[pool_id] = conn
@@ -718,6 +833,12 @@ class HttpProxyConnection:
         keep, reusable = self._relay_response(
             head, response, route, conn, set_cookie, head.keep_alive and complete
         )
+        return self._settle(route, conn, held, keep, reusable)
+
+    def _settle(
+        self, route: PoolRoute, conn: ServerConnection, held: bool, keep: bool, reusable: bool
+    ) -> bool:
+        """After a response: the server connection goes back to the pool, stays pinned or closes."""
         reusable = reusable and self.consumed
         if held:
             if not (keep and reusable):
@@ -785,6 +906,22 @@ class HttpProxyConnection:
         client_keep: bool,
     ) -> tuple[bool, bool]:
         """Relay the response; (client connection may continue, server connection reusable)."""
+        framing, keep, head_bytes, close_delimited = self._response_start(
+            head, response, route, conn, set_cookie, client_keep
+        )
+        self._relay_body(conn, [head_bytes], framing)
+        return keep, response.keep_alive and not close_delimited
+
+    def _response_start(
+        self,
+        head: RequestHead,
+        response: ResponseHead,
+        route: PoolRoute,
+        conn: ServerConnection,
+        set_cookie: bool,
+        client_keep: bool,
+    ) -> tuple[bytes | None, bool, bytes, bool]:
+        """(client-side framing, client connection may continue, head bytes, close-delimited)."""
         no_body = head.method == b"HEAD" or response.status in (204, 304)
         close_delimited = not no_body and not response.chunked and response.content_length is None
         framing: bytes | None = None
@@ -800,10 +937,18 @@ class HttpProxyConnection:
             response, route, conn.server, set_cookie, framing, keep, head
         )
         self.responded = True
+        return (
+            framing,
+            keep,
+            response_head_bytes(response.status, response.reason, headers),
+            (close_delimited),
+        )
+
+    def _relay_body(self, conn: ServerConnection, out: list[bytes], framing: bytes | None) -> None:
+        """Relay the response body after ``out``, the part of the response already gathered."""
         # Writes are gathered until the server has nothing more queued: a small response then
         # leaves in one send (one syscall, one segment) instead of head and body apart.
-        out = [response_head_bytes(response.status, response.reason, headers)]
-        pending = len(out[0])
+        pending = sum(map(len, out))
         idle = self.vs.idle_timeout
         reader = conn.reader
         while True:
@@ -829,7 +974,6 @@ class HttpProxyConnection:
                 break
         if out:
             self._send_client(b"".join(out))
-        return keep, response.keep_alive and not close_delimited
 
     def _tunnel(self, response: ResponseHead, conn: ServerConnection) -> bool:
         """101 Switching Protocols: from here on bytes flow both ways untouched."""

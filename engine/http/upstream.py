@@ -12,8 +12,10 @@ import socket
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 
 from gevent import monkey
+from gevent.hub import get_hub
 
 from passerelle.engine.http.codec import ResponseReader
 from passerelle.engine.http.sockio import Send, sender
@@ -24,10 +26,31 @@ MAX_IDLE_PER_SERVER = 64
 IDLE_LIFETIME = 30.0  # seconds an idle pooled connection may wait; servers often close at 60 s
 
 PoolKey = tuple[str, int, str | None, bool]  # address, port, SNI, TLS
+_READ = 1
+
+
+class ServerFailed(Exception):
+    """The real server failed mid-request; ``retryable`` when nothing was sent or received."""
+
+    def __init__(self, message: str, retryable: bool = False, status: int = 502) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status  # what the client is told, if it has not had a response yet
 
 
 class ServerConnection:
-    __slots__ = ("idle_since", "key", "reader", "reused", "send", "server", "sock", "timeout")
+    __slots__ = (
+        "closed",
+        "idle_since",
+        "key",
+        "reader",
+        "reused",
+        "send",
+        "server",
+        "sock",
+        "timeout",
+        "watcher",
+    )
 
     def __init__(self, sock: socket.socket, server: ServerRuntime, key: PoolKey) -> None:
         self.sock = sock
@@ -38,6 +61,10 @@ class ServerConnection:
         self.reused = False
         self.idle_since = 0.0
         self.timeout: float | None = None  # what sock.settimeout() was last given
+        self.closed = False
+        # The lane's read watcher. It stays started while the connection waits in the pool
+        # (see drop_idle): stopping and restarting it per request would cost system calls.
+        self.watcher = None
 
     def recv(self, size: int, timeout: float) -> bytes:
         if timeout != self.timeout:
@@ -45,7 +72,30 @@ class ServerConnection:
             self.timeout = timeout
         return self.sock.recv(size)
 
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Have the event loop call ``callback`` whenever the server sends something."""
+        watcher = self.watcher
+        if watcher is None:
+            watcher = self.watcher = get_hub().loop.io(self.sock.fileno(), _READ)
+        watcher.start(callback)
+
+    def unwatch(self) -> None:
+        """Stop the lane's watcher: a greenlet is about to wait on the socket itself."""
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def drop_idle(self) -> None:
+        """Input on an idle pooled connection is its end: EOF, a reset or junk."""
+        self.close()
+
     def close(self) -> None:
+        self.closed = True
+        watcher = self.watcher
+        if watcher is not None:
+            # Before the descriptor goes: the loop must not watch a number the kernel reuses.
+            watcher.stop()
+            watcher.close()
+            self.watcher = None
         with contextlib.suppress(OSError):
             self.sock.close()
 
@@ -99,6 +149,8 @@ class IdlePool:
         now = time.monotonic()
         while queue:
             conn = queue.pop()
+            if conn.closed:
+                continue
             if now - conn.idle_since < IDLE_LIFETIME and (not probe or _looks_alive(conn.sock)):
                 conn.reused = True
                 return conn

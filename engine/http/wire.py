@@ -28,6 +28,21 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
 )
 
 LAST_CHUNK = b"0\r\n\r\n"
+# Schemes that authenticate the TCP connection rather than the request.
+CONNECTION_AUTH_SCHEMES = (b"ntlm", b"negotiate")
+
+
+def is_connection_auth(value: bytes | None) -> bool:
+    """Whether an Authorization or WWW-Authenticate value is NTLM or Negotiate."""
+    if not value:
+        return False
+    scheme = value.split(b" ", 1)[0].lower()
+    return scheme in CONNECTION_AUTH_SCHEMES
+
+
+def any_connection_auth(values: list[bytes]) -> bool:
+    return any(is_connection_auth(v) for v in values)
+
 
 _NO_TOKENS: frozenset[bytes] = frozenset()
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}

@@ -167,9 +167,8 @@ class PoolRuntime:
     ) -> ServerRuntime | None:
         """A server for a new connection or request, honouring persistence when a key is given."""
         if persist_key is not None:
-            held = self.authority.recall(persist_key)
-            server = self.by_key.get(held) if held is not None else None
-            if server is not None and server not in exclude and server.usable():
+            server = self.remembered(persist_key)
+            if server is not None and server not in exclude:
                 return server
         candidate = self.schedule(client_ip, exclude)
         if candidate is None or persist_key is None:
@@ -182,6 +181,12 @@ class PoolRuntime:
         if server is None or server in exclude or not server.usable():
             return candidate
         return server
+
+    def remembered(self, persist_key: str) -> ServerRuntime | None:
+        """The usable server this worker remembers for ``persist_key``, asking nobody."""
+        held = self.authority.recall(persist_key)
+        server = self.by_key.get(held) if held is not None else None
+        return server if server is not None and server.usable() else None
 
     def source_persist_key(self, client_ip: str) -> str | None:
         if self.persistence.mode != "source_ip":

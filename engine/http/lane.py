@@ -1,0 +1,433 @@
+"""The lane: plain-HTTP client connections served from event-loop callbacks.
+
+A greenlet per request pays for switches, a gevent Timeout per wait and a saved stack, which
+for a small request costs more than the proxying itself. A plain-HTTP client connection
+therefore lives in the event loop: a read watcher on its socket and one lazily re-armed timer.
+The common request — no body, for a real server that has an idle pooled plain-HTTP
+connection — is sent from the client's read callback, and a response that arrives whole with
+its length known is relayed from the server's read callback: two callbacks, no greenlet.
+
+Everything else is handed to a greenlet that carries on with the general code in proxy.py
+from exactly where the lane stopped, and gives the connection back afterwards: a request body,
+a head in pieces, no idle server connection, TLS to the server, NTLM/Negotiate, interim or 101
+responses, chunked, close-delimited or large responses, failures and retries, and a client
+that cannot take the whole response at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import gevent
+from gevent.hub import get_hub
+
+from passerelle.engine.http.codec import Body, EndOfMessage, HttpError, RequestHead
+from passerelle.engine.http.upstream import ServerConnection, ServerFailed
+from passerelle.engine.http.wire import is_connection_auth, request_head_bytes
+from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, REQUESTS, TOTAL, WIDTH
+
+if TYPE_CHECKING:
+    from passerelle.engine.http.codec import ResponseHead
+    from passerelle.engine.http.proxy import HttpProxyConnection
+    from passerelle.engine.runtime.pools import ServerRuntime
+    from passerelle.engine.runtime.services import PoolRoute
+
+RECV_SIZE = 65536
+# What a client may send while its request is being answered (pipelining) before the lane
+# stops reading from it until the answer is out.
+BACKLOG_LIMIT = 65536
+_READ = 1
+
+
+class _Exchange:
+    """The request in flight on the lane."""
+
+    __slots__ = ("conn", "cookie_server", "head", "persist_key", "route", "set_cookie", "started")
+
+    def __init__(
+        self,
+        head: RequestHead,
+        route: PoolRoute,
+        conn: ServerConnection,
+        persist_key: str | None,
+        cookie_server: ServerRuntime | None,
+        set_cookie: bool,
+    ) -> None:
+        self.head = head
+        self.route = route
+        self.conn = conn
+        self.persist_key = persist_key
+        self.cookie_server = cookie_server
+        self.set_cookie = set_cookie
+        self.started = False  # some of the response arrived
+
+
+def _simple_request(head: RequestHead) -> bool:
+    """Whether the lane may send this request itself: no body, no upgrade, no connection auth."""
+    if head.chunked or head.content_length or head.upgrade or head.expect_continue:
+        return False
+    return not is_connection_auth(head.get(b"authorization"))
+
+
+class Lane:
+    """One plain-HTTP client connection held by the event loop between and during requests."""
+
+    __slots__ = (
+        "backlog",
+        "exchange",
+        "last",
+        "loop",
+        "proxy",
+        "raw",
+        "server_last",
+        "timer",
+        "watcher",
+    )
+
+    def __init__(self, proxy: HttpProxyConnection) -> None:
+        self.proxy = proxy
+        # gevent keeps the kernel socket under its wrapper non-blocking: the lane uses it
+        # directly and never waits on it.
+        self.raw = proxy.sock._sock  # type: ignore[attr-defined]
+        self.loop = loop = get_hub().loop
+        self.watcher = loop.io(self.raw.fileno(), _READ)
+        self.timer = None
+        self.exchange: _Exchange | None = None
+        self.backlog = 0
+        self.last = self.server_last = loop.now()
+        self.resume()
+
+    # -- holding the connection ---------------------------------------------------------
+
+    def resume(self) -> None:
+        """Take the connection (back) into the event loop and serve what it already sent."""
+        self.last = self.loop.now()
+        self.watcher.start(self._client_readable)
+        self._arm(self.proxy.vs.idle_timeout)
+        self._next_requests()
+
+    def _arm(self, delay: float) -> None:
+        # One timer serves both the idle and the response timeout. It is not moved on every
+        # request: when it fires early it is armed again for what is left.
+        if self.timer is not None:
+            self.timer.close()
+        self.timer = timer = self.loop.timer(max(delay, 0.0))
+        timer.start(self._expired)
+
+    def _expired(self) -> None:
+        timeout = self.proxy.vs.idle_timeout
+        now = self.loop.now()
+        if self.exchange is not None:
+            left = self.server_last + timeout - now
+            if left <= 0:
+                self._fail(ServerFailed("response timeout", status=504))
+                return
+        else:
+            left = self.last + timeout - now
+            if left <= 0:
+                self._close()
+                return
+        self._arm(left)
+
+    def _release(self) -> None:
+        """Stop watching the client: a greenlet takes over, or the connection ends."""
+        self.watcher.stop()
+        if self.timer is not None:
+            self.timer.close()
+            self.timer = None
+
+    def _close(self) -> None:
+        exchange = self.exchange
+        if exchange is not None:
+            self.exchange = None
+            conn = exchange.conn
+            conn.close()
+            self.proxy.ctx.row[conn.server.slot * WIDTH + ACTIVE] -= 1
+        self._release()
+        self.watcher.close()
+        self.proxy._close()
+
+    def _hand_over(self, work: Callable[[], bool]) -> None:
+        """Let a greenlet carry on with the general code; the connection comes back after."""
+        self._release()
+        gevent.spawn_raw(self._carry_on, work)
+
+    def _carry_on(self, work: Callable[[], bool]) -> None:
+        if self.proxy._carry_on(work):
+            self.resume()
+        else:
+            self._release()
+            self.watcher.close()
+            self.proxy._close()
+
+    # -- the client side ---------------------------------------------------------------
+
+    def _client_readable(self) -> None:
+        proxy = self.proxy
+        try:
+            data = self.raw.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close()
+            return
+        proxy.ctx.row[proxy.service.slot * WIDTH + BYTES_IN] += len(data)
+        self.last = self.loop.now()
+        try:
+            proxy.reader.feed(data)
+        except HttpError as exc:
+            if self.exchange is None:
+                self._refuse(exc)
+            else:
+                self.watcher.stop()  # refused once the answer in flight is out
+            return
+        if self.exchange is None:
+            self._next_requests()
+            return
+        self.backlog += len(data)
+        if self.backlog > BACKLOG_LIMIT:
+            self.watcher.stop()
+
+    def _refuse(self, exc: HttpError) -> None:
+        def refuse() -> bool:
+            raise exc
+
+        self._hand_over(refuse)
+
+    def _next_requests(self) -> None:
+        """Serve the requests the client has sent, as far as the lane can."""
+        proxy = self.proxy
+        reader = proxy.reader
+        while self.exchange is None:
+            event = reader.next_event()
+            if event is None:
+                refusal = reader.refusal()
+                if refusal is not None:  # input refused while an answer was in flight
+                    self._refuse(refusal)
+                    return
+                if reader.in_head():
+                    self._hand_over(proxy._serve_slow_head)
+                return
+            if type(event) is not RequestHead:
+                self._refuse(HttpError(400, "unexpected data between requests"))
+                return
+            if not proxy._follow_reload():
+                self._refuse(HttpError(503, "This service was removed."))
+                return
+            if not self._start(event):
+                return
+
+    def _start(self, head: RequestHead) -> bool:
+        """Begin proxying ``head``; False when it was handed over or the connection ended."""
+        proxy = self.proxy
+        reader = proxy.reader
+        if not (_simple_request(head) and reader.ends_next()):
+            self._hand_over(lambda: proxy._serve_request(head))
+            return False
+        row = proxy.ctx.row
+        row[proxy.service.slot * WIDTH + REQUESTS] += 1
+        route = proxy._route(head)
+        if route is None:
+            self._hand_over(lambda: proxy._no_match(head))
+            return False
+        if route.name is not None:
+            row[route.slot * WIDTH + REQUESTS] += 1
+        persist_key, cookie_server = proxy._persistence(route, head)
+        pool = route.pool
+        # Asking the persistence authority and learning server cookies talk to the
+        # supervisor, which may wait: only a greenlet may do that.
+        if route.tls_client is not None or proxy.pinned or pool.persistence.mode == "server_cookie":
+            self._hand_over(lambda: proxy._proxy_request(head, route, persist_key, cookie_server))
+            return False
+        set_cookie = pool.persistence.mode == "active_cookie"
+        server: ServerRuntime | None
+        if cookie_server is not None and cookie_server.usable():
+            server, set_cookie = cookie_server, False
+        elif persist_key is not None:
+            server = pool.remembered(persist_key)  # None: the authority must be asked
+        else:
+            server = pool.choose(proxy.client_ip, None, [])
+        conn = None
+        if server is not None:
+            conn = proxy.idle.get((server.address, server.port, None, False), probe=False)
+        if conn is None:
+            first = None if server is None else (server, set_cookie)
+            self._hand_over(
+                lambda: proxy._proxy_request(head, route, persist_key, cookie_server, first)
+            )
+            return False
+        assert server is not None
+        conn.server = server
+        reader.next_event()  # the request's end: nothing of it is left to read
+        proxy.consumed = True
+        proxy.body_sent = proxy.responded = False
+        proxy.tunnel_rest = b""
+        s_base = server.slot * WIDTH
+        row[s_base + ACTIVE] += 1
+        row[s_base + TOTAL] += 1
+        row[s_base + REQUESTS] += 1
+        data = request_head_bytes(head.method, head.target, proxy._request_headers(head))
+        conn.reader.expect(head.method)
+        self.exchange = exchange = _Exchange(
+            head, route, conn, persist_key, cookie_server, set_cookie
+        )
+        self.server_last = self.loop.now()
+        conn.watch(self._server_readable)
+        try:
+            sent = conn.sock._sock.send(data)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._fail(ServerFailed(f"send failed: {exc}", retryable=True))
+            return False
+        row[s_base + BYTES_IN] += len(data)
+        if sent < len(data):
+            rest = data[sent:]
+
+            def send_rest() -> bool:
+                try:
+                    conn.send(rest)
+                except OSError as exc:
+                    raise ServerFailed(f"send failed: {exc}", retryable=True) from exc
+                return proxy._await_response(head, exchange.route, conn, exchange.set_cookie, False)
+
+            self._continue_exchange(send_rest)
+            return False
+        return True
+
+    # -- the server side ---------------------------------------------------------------
+
+    def _server_readable(self) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        conn = exchange.conn
+        proxy = self.proxy
+        try:
+            data = conn.sock._sock.recv(RECV_SIZE)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._fail(ServerFailed(f"receive failed: {exc}", retryable=not exchange.started))
+            return
+        if not data:
+            if not exchange.started:
+                self._fail(ServerFailed("closed before responding", retryable=True))
+            else:
+                # Cut mid-head: the general code reads the end of stream again and says why.
+                self._continue_exchange(
+                    lambda: proxy._await_response(
+                        exchange.head, exchange.route, conn, exchange.set_cookie, True
+                    )
+                )
+            return
+        exchange.started = True
+        self.server_last = self.loop.now()
+        proxy.ctx.row[conn.server.slot * WIDTH + BYTES_OUT] += len(data)
+        reader = conn.reader
+        try:
+            reader.feed(data)
+        except HttpError as exc:
+            self._fail(ServerFailed(exc.reason))
+            return
+        response = reader.next_event()
+        if response is None:
+            return  # the head is not complete yet
+        self._relay(exchange, response)  # type: ignore[arg-type]
+
+    def _relay(self, exchange: _Exchange, response: ResponseHead) -> None:
+        proxy = self.proxy
+        head, route, conn = exchange.head, exchange.route, exchange.conn
+        status = response.status
+        if (status < 200 or status == 101) or (response.get(b"www-authenticate") is not None):
+            # Interim answers, upgrades and connection authentication: the general code.
+            self._continue_exchange(
+                lambda: proxy._continue_after_head(head, route, conn, response, exchange.set_cookie)
+            )
+            return
+        framing, keep, head_bytes, close_delimited = proxy._response_start(
+            head, response, route, conn, exchange.set_cookie, head.keep_alive
+        )
+        reusable = response.keep_alive and not close_delimited
+        out = [head_bytes]
+        if framing is None and not close_delimited:
+            reader = conn.reader
+            while (event := reader.next_event()) is not None:
+                if type(event) is Body:
+                    out.append(event.data)  # type: ignore[union-attr]
+                elif type(event) is EndOfMessage:
+                    self._finish(exchange, b"".join(out), keep, reusable)
+                    return
+
+        def relay_rest() -> bool:
+            proxy._relay_body(conn, out, framing)
+            return proxy._settle(route, conn, False, keep, reusable)
+
+        self._continue_exchange(relay_rest)
+
+    def _finish(self, exchange: _Exchange, data: bytes, keep: bool, reusable: bool) -> None:
+        """The whole response is here: free the server connection, then answer the client."""
+        proxy = self.proxy
+        conn = exchange.conn
+        self.exchange = None
+        row = proxy.ctx.row
+        row[conn.server.slot * WIDTH + ACTIVE] -= 1
+        if conn.watcher is not None:
+            conn.watcher.callback = conn.drop_idle
+        proxy._settle(exchange.route, conn, False, keep, reusable)
+        row[proxy.service.slot * WIDTH + BYTES_OUT] += len(data)
+        try:
+            sent = self.raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._close()
+            return
+        self.last = self.loop.now()
+        if sent < len(data):
+            rest = data[sent:]
+
+            def send_rest() -> bool:
+                proxy.send(rest)
+                return keep
+
+            self._hand_over(send_rest)
+            return
+        if not keep:
+            self._close()
+            return
+        if self.backlog:
+            self.backlog = 0
+            self.watcher.start(self._client_readable)
+        self._next_requests()
+
+    # -- handing an exchange over -------------------------------------------------------
+
+    def _continue_exchange(self, step: Callable[[], bool]) -> None:
+        """A greenlet finishes the exchange in flight (and retries it if it must)."""
+        exchange = self.exchange
+        assert exchange is not None
+        self.exchange = None
+        self.backlog = 0
+        conn = exchange.conn
+        conn.unwatch()
+        proxy = self.proxy
+        self._hand_over(
+            lambda: proxy._proxy_request(
+                exchange.head,
+                exchange.route,
+                exchange.persist_key,
+                exchange.cookie_server,
+                resume=(conn, step),
+            )
+        )
+
+    def _fail(self, exc: ServerFailed) -> None:
+        """The real server failed: the general code retries or answers, as for any request."""
+
+        def fail() -> bool:
+            raise exc
+
+        self._continue_exchange(fail)

@@ -1,0 +1,134 @@
+"""Plain-HTTP client connections held by the event loop (engine/http/lane.py): the cases it
+hands over to a greenlet mid-exchange, and the connection coming back to it afterwards."""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+
+from support.http_peers import (
+    Message,
+    RawServer,
+    Stream,
+    l7_service,
+    response,
+    serving,
+    sha256,
+    shared_deployer,
+)
+
+l7 = shared_deployer("lane", workers=1)
+
+
+def get(stream: Stream, path: str, method: str = "GET") -> Message:
+    stream.send(f"{method} {path} HTTP/1.1\r\nHost: app.test\r\n\r\n".encode())
+    return stream.response(method.encode())
+
+
+def in_pieces(stream: Stream, server: RawServer, index: int) -> None:
+    """Answers each request with its head, then its body in two parts, with pauses between."""
+    while (message := stream.request()) is not None:
+        server.requests.append(message)
+        body = message.head.target * 100
+        stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        gevent.sleep(0.1)
+        stream.send(body[:50])
+        gevent.sleep(0.1)
+        stream.send(body[50:])
+
+
+def test_response_arriving_in_pieces_is_relayed_whole_and_the_connection_goes_on(l7, raw):
+    server = raw(in_pieces)
+    [port] = l7.deploy(l7_service(server))
+    client = Stream.connect(port)
+    for path in ("/one", "/two", "/three"):
+        answer = get(client, path)
+        assert answer.status == 200
+        assert answer.body == path.encode() * 100
+    assert server.accepted == 1  # the server connection went back to the pool each time
+
+
+def test_large_response_streams_and_the_next_request_is_served(l7, raw):
+    big = bytes(range(256)) * 8192  # 2 MiB
+
+    def answer(message: Message) -> bytes:
+        body = big if message.head.target == b"/big" else b"small"
+        if message.head.method == b"HEAD":
+            return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+        return response(200, body)
+
+    server = raw(serving(answer))
+    [port] = l7.deploy(l7_service(server))
+    client = Stream.connect(port)
+    assert sha256(get(client, "/big").body) == sha256(big)
+    assert get(client, "/small").body == b"small"
+    assert get(client, "/big", method="HEAD").body == b""
+    assert get(client, "/small").body == b"small"
+
+
+def test_silent_server_gets_504_after_the_response_timeout(l7, raw):
+    def silent(stream: Stream, server: RawServer, index: int) -> None:
+        server.requests.append(stream.request())
+        stream.closed_within(10)
+
+    server = raw(silent)
+    [port] = l7.deploy(l7_service(server, idle_timeout=1))
+    client = Stream.connect(port)
+    started = time.monotonic()
+    answer = get(client, "/")
+    waited = time.monotonic() - started
+    assert answer.status == 504, answer.head.raw
+    assert 0.9 <= waited < 4, waited
+
+
+def test_client_leaving_mid_request_frees_the_server_connection(l7, raw):
+    closed = gevent.event.Event()
+
+    def answers_once(stream: Stream, server: RawServer, index: int) -> None:
+        server.requests.append(stream.request())
+        stream.send(response(200, b"first"))
+        server.requests.append(stream.request())  # and this one never
+        if stream.closed_within(5):
+            closed.set()
+
+    server = raw(answers_once)
+    [port] = l7.deploy(l7_service(server))
+    client = Stream.connect(port)
+    assert get(client, "/").body == b"first"  # now a pooled server connection waits
+    client.send(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    deadline = time.monotonic() + 3
+    while len(server.requests) < 2 and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    client.close()
+    assert closed.wait(3), "the server connection outlived its client"
+
+
+def test_pipelined_burst_beyond_the_backlog_is_answered_in_order(l7, raw):
+    server = raw(serving(lambda m: response(200, m.head.target)))
+    [port] = l7.deploy(l7_service(server))
+    client = Stream.connect(port)
+    count = 3000  # ~130 KB of requests sent at once, more than the lane reads ahead
+    burst = b"".join(
+        b"GET /%d HTTP/1.1\r\nHost: app.test\r\nX-Pad: %s\r\n\r\n" % (i, b"p" * 10)
+        for i in range(count)
+    )
+    sender = gevent.spawn(client.send, burst)
+    for i in range(count):
+        assert client.response().body == b"/%d" % i
+    sender.get(timeout=5)
+
+
+def test_bodies_and_bodiless_requests_alternate_on_one_connection(l7, raw):
+    server = raw(serving(lambda m: response(200, b"%s %d" % (m.head.method, len(m.body)))))
+    [port] = l7.deploy(l7_service(server))
+    client = Stream.connect(port)
+    for size in (0, 10, 0, 70000, 0):
+        if size:
+            client.send(
+                b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n" % size
+                + b"x" * size
+            )
+            assert client.response().body == b"POST %d" % size
+        else:
+            assert get(client, "/").body == b"GET 0"
