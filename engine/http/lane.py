@@ -1,8 +1,9 @@
-"""The lane: plain-HTTP client connections served from event-loop callbacks.
+"""The lane: HTTP client connections served from event-loop callbacks.
 
 A greenlet per request pays for switches, a gevent Timeout per wait and a saved stack, which
-for a small request costs more than the proxying itself. A plain-HTTP client connection
-therefore lives in the event loop: a read watcher on its socket and one lazily re-armed timer.
+for a small request costs more than the proxying itself. A client connection, plain or TLS
+once its handshake is done, therefore lives in the event loop: a read watcher on its socket
+and one lazily re-armed timer.
 The common request — no body, for a real server that has an idle pooled plain-HTTP
 connection — is sent from the client's read callback, and a response that arrives whole with
 its length known is relayed from the server's read callback: two callbacks, no greenlet.
@@ -11,16 +12,19 @@ Everything else is handed to a greenlet that carries on with the general code in
 from exactly where the lane stopped, and gives the connection back afterwards: a request body,
 a head in pieces, no idle server connection, TLS to the server, NTLM/Negotiate, interim or 101
 responses, chunked, close-delimited or large responses, failures and retries, and a client
-that cannot take the whole response at once.
+that cannot take the whole response at once. A TLS connection that needs to write while
+reading (renegotiation) is let go.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from ssl import SSLError, SSLWantReadError, SSLWantWriteError
 from typing import TYPE_CHECKING
 
 import gevent
 from gevent.hub import get_hub
+from gevent.socket import wait_write
 
 from passerelle.engine.http.codec import Body, EndOfMessage, HttpError, RequestHead
 from passerelle.engine.http.upstream import ServerConnection, ServerFailed
@@ -71,7 +75,7 @@ def _simple_request(head: RequestHead) -> bool:
 
 
 class Lane:
-    """One plain-HTTP client connection held by the event loop between and during requests."""
+    """One client connection held by the event loop between and during requests."""
 
     __slots__ = (
         "backlog",
@@ -82,16 +86,19 @@ class Lane:
         "raw",
         "server_last",
         "timer",
+        "tls",
         "watcher",
     )
 
     def __init__(self, proxy: HttpProxyConnection) -> None:
         self.proxy = proxy
         # gevent keeps the kernel socket under its wrapper non-blocking: the lane uses it
-        # directly and never waits on it.
-        self.raw = proxy.sock._sock  # type: ignore[attr-defined]
+        # (or, for TLS, the OpenSSL connection over it) directly and never waits on it.
+        sock = proxy.sock
+        self.raw = sock._sock  # type: ignore[attr-defined]
+        self.tls = getattr(sock, "_sslobj", None)
         self.loop = loop = get_hub().loop
-        self.watcher = loop.io(self.raw.fileno(), _READ)
+        self.watcher = loop.io(sock.fileno(), _READ)
         self.timer = None
         self.exchange: _Exchange | None = None
         self.backlog = 0
@@ -165,12 +172,18 @@ class Lane:
 
     def _client_readable(self) -> None:
         proxy = self.proxy
-        try:
-            data = self.raw.recv(RECV_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
+        if self.tls is None:
+            try:
+                data = self.raw.recv(RECV_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+        else:
+            received = self._read_tls()
+            if received is None:
+                return
+            data = received
         if not data:
             self._close()
             return
@@ -190,6 +203,20 @@ class Lane:
         self.backlog += len(data)
         if self.backlog > BACKLOG_LIMIT:
             self.watcher.stop()
+
+    def _read_tls(self) -> bytes | None:
+        """What the client sent, decrypted; None if no whole record is in yet, b"" at the end."""
+        tls = self.tls
+        try:
+            data = tls.read(RECV_SIZE)
+            # The watcher sees the socket, not what OpenSSL already took from it.
+            while tls.pending():
+                data += tls.read(RECV_SIZE)
+        except SSLWantReadError:
+            return None
+        except (SSLError, OSError):  # close_notify, a reset, or a renegotiation: let go
+            return b""
+        return data
 
     def _refuse(self, exc: HttpError) -> None:
         def refuse() -> bool:
@@ -378,11 +405,13 @@ class Lane:
             conn.watcher.callback = conn.drop_idle
         proxy._settle(exchange.route, conn, False, keep, reusable)
         row[proxy.service.slot * WIDTH + BYTES_OUT] += len(data)
+        tls = self.tls
         try:
-            sent = self.raw.send(data)
-        except BlockingIOError:
+            # OpenSSL writes all or nothing: partial writes are off.
+            sent = self.raw.send(data) if tls is None else tls.write(data)
+        except (BlockingIOError, SSLWantWriteError):
             sent = 0
-        except OSError:
+        except OSError:  # SSLError included
             self._close()
             return
         self.last = self.loop.now()
@@ -390,7 +419,10 @@ class Lane:
             rest = data[sent:]
 
             def send_rest() -> bool:
-                proxy.send(rest)
+                if tls is None:
+                    proxy.send(rest)
+                else:
+                    self._retry_tls_write(data)
                 return keep
 
             self._hand_over(send_rest)
@@ -402,6 +434,17 @@ class Lane:
             self.backlog = 0
             self.watcher.start(self._client_readable)
         self._next_requests()
+
+    def _retry_tls_write(self, data: bytes) -> None:
+        """Finish a refused TLS write: OpenSSL wants the very same buffer again."""
+        tls = self.tls
+        fd = self.proxy.sock.fileno()
+        while True:
+            try:
+                tls.write(data)
+                return
+            except SSLWantWriteError:
+                wait_write(fd, timeout=self.proxy.vs.idle_timeout)
 
     # -- handing an exchange over -------------------------------------------------------
 

@@ -5,7 +5,9 @@ one keep-alive client connection can land on different real servers, as Skype fo
 mobile clients need. Server connections come from a per-worker idle pool, except those that
 carried NTLM/Negotiate: they stay pinned to their one client connection.
 
-The parsing is the sans-IO codec; this module only moves bytes and applies decisions.
+The parsing is the sans-IO codec; this module only moves bytes and applies decisions. Client
+connections live in the lane (lane.py), which serves the common request from event-loop
+callbacks and hands everything else to a greenlet running the general code here.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from passerelle.engine.http.codec import (
     Upgraded,
 )
 from passerelle.engine.http.lane import Lane
-from passerelle.engine.http.parking import PARK_AFTER, Parked
 from passerelle.engine.http.rules import RequestFacts, normalise_host
 from passerelle.engine.http.sockio import sender
 from passerelle.engine.http.upstream import (
@@ -95,10 +96,6 @@ class ClientGone(Exception):
 
 class ClientTimeout(ClientGone):
     """The client sent nothing for as long as the current wait allowed."""
-
-
-class _Quiet(Exception):
-    """The client sent nothing for PARK_AFTER seconds between requests: time to park."""
 
 
 def _names(names: list[str] | dict[str, str]) -> frozenset[bytes]:
@@ -223,30 +220,6 @@ class HttpProxyConnection:
                 raise ClientGone("client closed")
             self.reader.feed(data)
 
-    def _read_head(self) -> RequestHead | None:
-        """The next request head; None when the client closes between requests."""
-        event = self.reader.next_event()
-        if event is None:
-            # Between requests the keep-alive idle timeout applies; once a request has
-            # started, its whole head must arrive within the header timeout (slow clients).
-            idle = self.vs.idle_timeout
-            park = idle > PARK_AFTER
-            try:
-                data = self._recv_client(PARK_AFTER if park else idle)
-            except ClientTimeout:
-                if park:
-                    raise _Quiet from None
-                return None
-            except ClientGone:
-                return None
-            if not data:
-                return None
-            self.reader.feed(data)
-            return self._complete_head(time.monotonic() + self.vs.header_timeout)
-        if not isinstance(event, RequestHead):
-            raise HttpError(400, "unexpected data between requests")
-        return event
-
     def _complete_head(self, deadline: float) -> RequestHead | None:
         """The head that has begun, read in full by ``deadline``; None if the client closes."""
         while (event := self.reader.next_event()) is None:
@@ -287,12 +260,10 @@ class HttpProxyConnection:
     # -- the connection loop -----------------------------------------------------------
 
     def serve(self) -> None:
-        """Serve until the connection closes, parks (see parking.py) or goes to the lane."""
+        """Hand the connection, after its TLS handshake if any, to the lane (see lane.py)."""
         if self.service.tls_server is None:
             self._detach()
-            Lane(self)
-            return
-        if self.service.tls_server is not None:
+        else:
             try:
                 with gevent.Timeout(self.vs.header_timeout):
                     self.sock = self.service.tls_server.wrap_socket(self.sock, server_side=True)
@@ -303,32 +274,7 @@ class HttpProxyConnection:
             self.send = sender(self.sock)
             self.timeout = self.sock.gettimeout()
             self.sni = server_name(self.sock)
-        self._serve_requests()
-
-    def _serve_requests(self) -> None:
-        parked = False
-        try:
-            while True:
-                try:
-                    head = self._read_head()
-                except HttpError as exc:
-                    self._refuse(exc.status, exc.reason)
-                    return
-                except _Quiet:
-                    parked = self._park()
-                    return
-                if head is None:
-                    return
-                if not self._follow_reload():
-                    self._refuse(503, "This service was removed.")
-                    return
-                if not self._serve_request(head):
-                    return
-        except (ClientGone, gevent.Timeout, OSError) as exc:
-            log.debug("%s: client %s gone: %s", self.vs.name, self.client_ip, exc)
-        finally:
-            if not parked:
-                self._close()
+        Lane(self)
 
     def _detach(self) -> None:
         """Outlive the greenlet that accepted the connection.
@@ -342,16 +288,6 @@ class HttpProxyConnection:
             sock = self.sock = gsocket.socket(family, kind, fileno=sock.detach())
             self.send = sender(sock)
             self.timeout = None
-
-    def _park(self) -> bool:
-        """Let the event loop hold this quiet connection; False if it cannot be parked."""
-        self._detach()
-        try:
-            fd = self.sock.fileno()
-        except OSError:
-            return False
-        Parked(fd, self.vs.idle_timeout - PARK_AFTER, self._serve_requests, self._close)
-        return True
 
     def _carry_on(self, work: Callable[[], bool]) -> bool:
         """Run the lane's hand-over in a greenlet; False when the connection must close."""

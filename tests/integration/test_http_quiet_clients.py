@@ -1,5 +1,5 @@
-"""Quiet keep-alive client connections are parked in the event loop (no greenlet, see
-engine/http/parking.py) and carry on untouched when the client speaks again."""
+"""Quiet keep-alive client connections wait in the event loop with no greenlet (see
+engine/http/lane.py) and carry on untouched when the client speaks again."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import socket
 import ssl
 import time
 
-from passerelle.engine.http.parking import PARK_AFTER
 from passerelle.engine.tls.certificates import make_self_signed
 
 from support.http_peers import Stream, l7_service, shared_deployer
 
-l7 = shared_deployer("parking", workers=1)
-QUIET = PARK_AFTER + 0.5  # long enough for every connection to be parked
+l7 = shared_deployer("quiet", workers=1)
+QUIET = 1.0  # a pause between requests
 
 
 def get(stream: Stream, path: str) -> int:
@@ -33,14 +32,14 @@ def wait_active(l7, wanted: int, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_parked_connection_serves_its_next_requests(l7, servers):
+def test_a_quiet_connection_serves_its_next_requests(l7, servers):
     backend = servers.http("fe0")
     [port] = l7.deploy(l7_service(backend))
     clients = [Stream.connect(port) for _ in range(50)]
     for i, client in enumerate(clients):
         assert get(client, f"/first/{i}") == 200
     time.sleep(QUIET)
-    assert active(l7) == 50  # parked connections still count as open
+    assert active(l7) == 50  # quiet connections still count as open
     for round_ in range(2):
         for i, client in enumerate(clients):
             assert get(client, f"/again/{round_}/{i}") == 200
@@ -52,7 +51,7 @@ def test_a_parked_connection_serves_its_next_requests(l7, servers):
     wait_active(l7, 0)
 
 
-def test_a_client_closing_while_parked_is_let_go(l7, servers):
+def test_a_client_closing_while_quiet_is_let_go(l7, servers):
     backend = servers.http("fe0")
     [port] = l7.deploy(l7_service(backend))
     client = Stream.connect(port)
@@ -62,7 +61,7 @@ def test_a_client_closing_while_parked_is_let_go(l7, servers):
     wait_active(l7, 0)
 
 
-def test_the_idle_timeout_still_closes_a_parked_connection(l7, servers):
+def test_the_idle_timeout_still_closes_a_quiet_connection(l7, servers):
     backend = servers.http("fe0")
     [port] = l7.deploy(l7_service(backend, idle_timeout=1.5))
     client = Stream.connect(port)
@@ -74,7 +73,7 @@ def test_the_idle_timeout_still_closes_a_parked_connection(l7, servers):
     wait_active(l7, 0)
 
 
-def test_a_parked_tls_connection_keeps_its_session(l7, servers):
+def test_a_quiet_tls_connection_keeps_its_session(l7, servers):
     backend = servers.http("fe0")
     cert_pem, key_pem = make_self_signed("app.test", ["app.test"])
     [port] = l7.deploy(
