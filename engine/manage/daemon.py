@@ -18,10 +18,13 @@ from passerelle.cli import CommandError  # noqa: E402
 from passerelle.engine.ha.node import EXTENSION as HA_EXTENSION  # noqa: E402
 from passerelle.engine.ha.node import HANode  # noqa: E402
 from passerelle.engine.ha.state import DEFAULT_STATE_FILE  # noqa: E402
+from passerelle.engine.manage.applying import apply_action  # noqa: E402
+from passerelle.engine.manage.control_server import ControlServer  # noqa: E402
 from passerelle.engine.manage.files import load_config_file  # noqa: E402
 from passerelle.engine.manage.follow import StoreFollower  # noqa: E402
 from passerelle.engine.manage.licence.enforce import LicenceEnforcer  # noqa: E402
-from passerelle.engine.manage.store import ConfigStore  # noqa: E402
+from passerelle.engine.manage.location import control_path  # noqa: E402
+from passerelle.engine.manage.store import ConfigStore, StoreError  # noqa: E402
 from passerelle.engine.model.errors import ConfigError, validate_config  # noqa: E402
 from passerelle.engine.model.ha import keep_local_ha  # noqa: E402
 from passerelle.engine.runtime.admin import AdminApp, serve_admin  # noqa: E402
@@ -125,6 +128,30 @@ def start_ha(
     return node
 
 
+def start_control(store: ConfigStore, follower: StoreFollower) -> ControlServer | None:
+    """The control socket beside the store, through which `passerelle config apply` hands its
+    file to this engine; None when it cannot be made (the command then stores files itself)."""
+
+    def make_live(_: int) -> None:
+        try:
+            follower.sync()
+        except StoreError as exc:  # stored all the same: the follow loop tries again
+            log.error("configuration store: %s", exc)
+
+    server = ControlServer(control_path(store.path), {"apply": apply_action(store, make_live)})
+    try:
+        server.start()
+    except OSError as exc:
+        log.warning(
+            "no control socket at %s (%s): 'passerelle config apply' stores changes itself",
+            server.path,
+            exc.strerror or exc,
+        )
+        return None
+    log.info("control socket at %s", server.path)
+    return server
+
+
 def run_engine(
     db: Path,
     config_file: Path | None,
@@ -157,6 +184,7 @@ def run_engine(
     admin_server = None
     plane = None
     ha = None
+    control = None
     try:
         if management:
             plane, password = start_management(
@@ -197,10 +225,13 @@ def run_engine(
         for error in (result or {}).get("errors", []):
             log.error("%s", error)
         gevent.spawn(follower.run)
+        control = start_control(store, follower)
         log.info("engine running with %d workers", supervisor.worker_count)
         stopped.wait()
         log.info("stopping")
     finally:
+        if control is not None:
+            control.stop()
         if ha is not None:
             ha.stop()
         if plane is not None:

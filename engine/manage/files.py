@@ -118,6 +118,11 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             raw = Path(path).read_bytes()
         except OSError as exc:
             raise ConfigFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    return parse_config_bytes(name, raw)
+
+
+def parse_config_bytes(name: str, raw: bytes) -> dict[str, Any]:
+    """The configuration in ``raw``, read from ``name`` (``"<stdin>"`` for standard input)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

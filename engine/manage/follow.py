@@ -5,6 +5,10 @@ and HA replication (this process). Every commit writes the store's write-ahead l
 so on Linux the follower watches that file with inotify and checks the cheap latest-number query
 as soon as it is written: a change reaches the workers within milliseconds, whichever process
 made it. A poll of the same query stays as the safety net (no inotify, a log file replaced).
+
+When an engine runs, `passerelle config apply` hands its file to it over the control socket
+(``control``) and the engine syncs right after storing it, before it answers; the follow loop
+then finds nothing new. The two never apply one version twice: syncs take turns.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+from gevent.lock import Semaphore
 from gevent.select import select
 from inotify_simple import INotify, flags
 
@@ -94,16 +99,21 @@ class StoreFollower:
         self.apply = apply
         self.interval = interval
         self.applied = 0
+        # The follow loop and the control socket (which applies what it just stored before it
+        # answers) both sync; applying yields to other greenlets, so one at a time, or the same
+        # version would reach the workers twice.
+        self._syncing = Semaphore()
 
     def sync(self) -> dict[str, Any] | None:
         """Apply the latest stored version if it is not the one running."""
-        latest = self.store.latest_number()
-        if latest == self.applied:
-            return None
-        version, config = self.store.current()
-        number = version.number if version else 0
-        result = self.apply(config, number)
-        self.applied = number
+        with self._syncing:
+            latest = self.store.latest_number()
+            if latest == self.applied:
+                return None
+            version, config = self.store.current()
+            number = version.number if version else 0
+            result = self.apply(config, number)
+            self.applied = number
         log.info("configuration version %d applied", number)
         return result
 

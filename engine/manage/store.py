@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from passerelle.engine.manage.location import DEFAULT_PATH as DEFAULT_PATH
+from passerelle.engine.manage.location import PATH_ENV as PATH_ENV
+from passerelle.engine.manage.location import store_path as store_path
 from passerelle.engine.model.config import Config
 from passerelle.engine.model.errors import ConfigError, validate_config
 from passerelle.engine.model.ha import keep_local_ha
 
-DEFAULT_PATH = "/var/lib/passerelle/passerelle.db"
-PATH_ENV = "PASSERELLE_DB"
 SCHEMA_VERSION = 1
 DEFAULT_KEEP = 1000
 # Long enough for another process's apply (a few milliseconds) to finish, short enough that a
@@ -72,11 +73,6 @@ class CorruptVersionError(StoreError):
         super().__init__(f"stored version {number} is unreadable: {reason}")
         self.number = number
         self.reason = reason
-
-
-def store_path(explicit: str | Path | None = None) -> Path:
-    """Where the store lives: an explicit path, else $PASSERELLE_DB, else the appliance default."""
-    return Path(explicit or os.environ.get(PATH_ENV) or DEFAULT_PATH)
 
 
 def canonical_json(config: Config) -> str:

@@ -1,28 +1,33 @@
-"""``passerelle config``: validate, apply, export, list and roll back configurations."""
+"""``passerelle config``: validate, apply, export, list and roll back configurations.
+
+``apply`` is what scripts run on every change, so it starts light: when an engine runs on the
+store it hands the file to that engine over its control socket (the engine has the configuration
+model built already and makes the version live before answering), and only otherwise imports the
+model, the file readers and the store to do the same work itself. The other actions import them
+when they run.
+"""
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import getpass
+import os
 import sys
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
 
-from passerelle.cli import CommandError
-from passerelle.engine.manage.files import dump_config, load_config_file
-from passerelle.engine.manage.store import (
-    DEFAULT_PATH,
-    PATH_ENV,
-    ConfigStore,
-    StaleVersionError,
-    StoreError,
-    store_path,
-)
-from passerelle.engine.model.config import Config
-from passerelle.engine.model.errors import ConfigError, validate_config
-from passerelle.engine.model.ha import keep_local_ha
+from passerelle.cli import ArgumentParser, CommandError
+from passerelle.engine.manage import control
+from passerelle.engine.manage.location import DEFAULT_PATH, PATH_ENV, control_path, store_path
+
+TYPE_CHECKING = False  # `typing` itself costs `config apply` a few milliseconds
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from passerelle.engine.manage.store import ConfigStore
+    from passerelle.engine.model.config import Config
+
+STDIN = "-"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--db", metavar="PATH", help=_db_help())
     # Also accepted after the sub-command; SUPPRESS keeps it from erasing an earlier --db.
-    common = argparse.ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=_db_help())
     commands = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
 
@@ -104,6 +109,8 @@ def _db_help() -> str:
 def _open_store(args: argparse.Namespace) -> Iterator[ConfigStore]:
     """The store named by --db, closed afterwards; its errors end the command with their
     message rather than a traceback."""
+    from passerelle.engine.manage.store import ConfigStore, StoreError
+
     try:
         with ConfigStore(store_path(getattr(args, "db", None))) as store:
             yield store
@@ -114,19 +121,28 @@ def _open_store(args: argparse.Namespace) -> Iterator[ConfigStore]:
 def _author(args: argparse.Namespace) -> str:
     if args.author:
         return str(args.author)
+    # getpass.getuser()'s rule, without importing getpass (and termios) for it
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if name := os.environ.get(variable):
+            return name
+    import pwd
+
     try:
-        return getpass.getuser()
+        return pwd.getpwuid(os.getuid()).pw_name
     except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
         return "cli"
 
 
 def _load(path: str) -> Config | None:
     """The validated configuration, or None after printing every problem to stderr."""
+    from passerelle.engine.manage.applying import problem_lines
+    from passerelle.engine.manage.files import load_config_file
+    from passerelle.engine.model.errors import ConfigError, validate_config
+
     try:
         return validate_config(load_config_file(path))
     except ConfigError as exc:
-        for field, message in exc.problems:
-            print(f"error: {field}: {message}" if field else f"error: {message}", file=sys.stderr)
+        sys.stderr.write(problem_lines(exc))
         return None
 
 
@@ -146,22 +162,75 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    config = _load(args.file)
-    if config is None:
-        return 1
-    with _open_store(args) as store:
-        try:
-            config = keep_local_ha(config, store.current()[1])
-            version, added = store.apply_if_changed(
-                config, author=_author(args), comment=args.comment, expected=args.expect_version
-            )
-        except StaleVersionError as exc:
-            raise CommandError(f"not applied: {exc}") from None
-    print(f"applied version {version.number}" if added else f"unchanged, version {version.number}")
-    return 0
+    author = _author(args)
+    try:
+        name, raw = _read(args.file)
+    except OSError:
+        outcome = _apply_here(args, author, None)  # which says why, as it always has
+    else:
+        outcome = _apply_through_engine(args, author, name, raw)
+        if outcome is None:
+            outcome = _apply_here(args, author, (name, raw))
+    sys.stdout.write(outcome.stdout)
+    sys.stderr.write(outcome.stderr)
+    if outcome.failure is not None:
+        raise CommandError(outcome.failure)
+    return outcome.status
+
+
+def _read(file: str) -> tuple[str, bytes]:
+    """(the name that messages use for the file, its bytes)."""
+    if file == STDIN:
+        return control.STDIN_NAME, sys.stdin.buffer.read()
+    return file, Path(file).read_bytes()
+
+
+def _apply_through_engine(
+    args: argparse.Namespace, author: str, name: str, raw: bytes
+) -> control.Outcome | None:
+    """The outcome of the engine running on the store applying the file; None when no engine
+    listens on the store's control socket."""
+    path = control_path(store_path(getattr(args, "db", None)))
+    try:
+        connection = control.connect(path)
+    except control.NoEngine:
+        return None
+    fields: dict[str, object] = {
+        "name": name,
+        "author": author,
+        "comment": args.comment,
+        "expected": args.expect_version,
+    }
+    try:
+        return control.ask(connection, "apply", fields, raw)
+    except control.NoAnswer as exc:
+        # Not applied here instead: the engine may have stored it, and twice is not once.
+        raise CommandError(
+            f"the engine at {path} gave no answer ({exc}): whether {name} was applied is "
+            "unknown; 'passerelle config history' tells"
+        ) from None
+
+
+def _apply_here(
+    args: argparse.Namespace, author: str, read: tuple[str, bytes] | None
+) -> control.Outcome:
+    """Apply the file in this process: the file's ``read`` (name, bytes), or None to read it."""
+    from passerelle.engine.manage.applying import apply_config, parse_config_bytes
+    from passerelle.engine.manage.files import load_config_file
+    from passerelle.engine.manage.store import ConfigStore
+
+    return apply_config(
+        (lambda: parse_config_bytes(*read)) if read else (lambda: load_config_file(args.file)),
+        lambda: ConfigStore(store_path(getattr(args, "db", None))),
+        author=author,
+        comment=args.comment,
+        expected=args.expect_version,
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from passerelle.engine.manage.files import dump_config
+
     with _open_store(args) as store:
         try:
             if args.version is None:
@@ -175,6 +244,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_history(args: argparse.Namespace) -> int:
+    import datetime
+
     with _open_store(args) as store:
         versions = store.history(args.limit)
     if not versions:
