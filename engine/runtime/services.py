@@ -1,4 +1,9 @@
-"""A configuration snapshot turned into what a worker's connection handlers need."""
+"""A configuration snapshot turned into what a worker's connection handlers need.
+
+The TLS contexts module is imported only for a configuration with TLS: it brings in the X.509
+half of ``cryptography`` (a few MB of modules), which the supervisor, that only needs
+``slot_keys``, never uses.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,6 @@ from passerelle.engine.runtime.pools import (
     server_slot_key,
 )
 from passerelle.engine.stats.counters import CounterTable
-from passerelle.engine.tls.contexts import client_context, server_context
 
 ListenerKey = tuple[str, int, str]  # (address, port, protocol)
 
@@ -68,22 +72,28 @@ def build_services(
     def route(vs: VirtualService, model: Pool, subvs: str | None) -> PoolRoute:
         ident = pool_id(vs.name, subvs)
         reencrypt = model.reencrypt if model.reencrypt and model.reencrypt.enabled else None
+        tls_client = None
+        if reencrypt:
+            from passerelle.engine.tls.contexts import client_context
+
+            tls_client = client_context(reencrypt, certificates)
         return PoolRoute(
             pool=PoolRuntime(ident, model, slots, table, authority),
             name=subvs,
             slot=slots(subvs_slot_key(ident)) if subvs else slots(vs_slot_key(vs.name)),
-            tls_client=client_context(reencrypt, certificates) if reencrypt else None,
+            tls_client=tls_client,
             reencrypt=reencrypt,
         )
 
     for vs in config.virtual_services:
         if not vs.enabled:
             continue
-        service = ServiceRuntime(
-            model=vs,
-            slot=slots(vs_slot_key(vs.name)),
-            tls_server=server_context(vs.tls, certificates) if vs.tls else None,
-        )
+        tls_server = None
+        if vs.tls:
+            from passerelle.engine.tls.contexts import server_context
+
+            tls_server = server_context(vs.tls, certificates)
+        service = ServiceRuntime(model=vs, slot=slots(vs_slot_key(vs.name)), tls_server=tls_server)
         service.routes[None] = route(vs, vs, None)
         if vs.subvs:
             service.switch = ContentSwitch(vs)

@@ -1,12 +1,16 @@
 """The supervisor: starts one worker per core, feeds them config snapshots, and owns what must
 be single across workers — health checking, the persistence authority and statistics.
 
+Workers are forked at start so that they share the supervisor's memory; one that dies is
+replaced by a new interpreter, since by then forking would copy live greenlets (see ``launch``).
+
 It takes Config objects; where they come from (a file, the store, the API) is the management
 plane's business, so this module imports nothing from it.
 """
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import logging
 import os
@@ -27,6 +31,7 @@ from passerelle.engine.balance.persistence import PersistenceTable
 from passerelle.engine.health.monitor import HealthMonitor, Target
 from passerelle.engine.model.config import Config
 from passerelle.engine.runtime.control import Channel, ChannelClosed, Message
+from passerelle.engine.runtime.launch import ForkedWorker, fork_safe, fork_worker, prepare_to_share
 from passerelle.engine.runtime.pools import (
     PoolRuntime,
     health_target_id,
@@ -35,10 +40,12 @@ from passerelle.engine.runtime.pools import (
 )
 from passerelle.engine.runtime.services import slot_keys
 from passerelle.engine.stats.counters import (
+    ACTIVE,
     HEALTH_DOWN,
     HEALTH_UNKNOWN,
     HEALTH_UP,
     SLOTS,
+    WIDTH,
     CounterTable,
 )
 
@@ -75,7 +82,7 @@ class NoAuthority:
 class WorkerProcess:
     def __init__(self, index: int) -> None:
         self.index = index
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen | ForkedWorker | None = None
         self.channel: Channel | None = None
         self.version = 0
         self.errors: list[str] = []
@@ -111,8 +118,13 @@ class Supervisor:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        forking = fork_safe()
+        if forking:
+            prepare_to_share()
+        else:
+            log.info("event loop already running: workers start as new interpreters")
         for worker in self.workers:
-            self._spawn(worker)
+            self._spawn(worker, fork=forking)
         gevent.spawn(self._expire_persistence)
 
     def stop(self) -> None:
@@ -134,18 +146,37 @@ class Supervisor:
         self.table.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
-    def _spawn(self, worker: WorkerProcess) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.table.reset_worker(worker.index)
-        worker.process = subprocess.Popen(
+    def _spawn(self, worker: WorkerProcess, fork: bool = False) -> None:
+        # Plain sockets, not gevent ones: a gevent socket belongs to the event loop it was made
+        # in, which a forked worker throws away.
+        ours, theirs = _socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fd = theirs.detach()
+        if worker.process is not None:
+            self._forget_active(worker.index)
+        try:
+            if fork:
+                worker.process = fork_worker(
+                    lambda: self._serve_forked(worker.index, fd), keep=[fd]
+                )
+            else:
+                worker.process = self._exec(worker.index, fd)
+        finally:
+            os.close(fd)
+        worker.channel = Channel(socket.socket(fileno=ours.detach()), self._handle)
+        if self.version:
+            self._send_config(worker)
+        gevent.spawn(self._watch, worker, worker.process)
+
+    def _exec(self, index: int, fd: int) -> subprocess.Popen:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "passerelle.engine.runtime.worker",
                 "--fd",
-                str(theirs.fileno()),
+                str(fd),
                 "--index",
-                str(worker.index),
+                str(index),
                 "--workers",
                 str(self.worker_count),
                 "--counters",
@@ -153,15 +184,24 @@ class Supervisor:
                 "--log-level",
                 self.log_level,
             ],
-            pass_fds=[theirs.fileno()],
+            pass_fds=[fd],
         )
-        theirs.close()
-        worker.channel = Channel(ours, self._handle)
-        if self.version:
-            self._send_config(worker)
-        gevent.spawn(self._watch, worker, worker.process)
 
-    def _watch(self, worker: WorkerProcess, process: subprocess.Popen) -> None:
+    def _serve_forked(self, index: int, fd: int) -> None:
+        # Imported in the child: the supervisor itself never needs the data plane.
+        from passerelle.engine.runtime.worker import serve
+
+        serve(socket.socket(fileno=fd), index, self.table, self.log_level)
+
+    def _forget_active(self, index: int) -> None:
+        """A worker that died takes its active connections with it; totals are kept. Only
+        assigned slots were ever written: touching all of them would make the whole row
+        resident for nothing."""
+        row = self.table.row(index)
+        for slot in self.slots.slots.values():
+            row[slot * WIDTH + ACTIVE] = 0
+
+    def _watch(self, worker: WorkerProcess, process: subprocess.Popen | ForkedWorker) -> None:
         code = process.wait()
         if self._stopping or worker.process is not process:
             return

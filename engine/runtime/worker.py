@@ -1,8 +1,9 @@
 """A worker process: listeners, connection handlers, and the config snapshots it is sent.
 
-Run by the supervisor as ``python -m passerelle.engine.runtime.worker``. A snapshot swaps the
-services that new connections and new requests see; connections already established keep the
-objects they started with, so nothing established is dropped by a reload.
+Forked from the supervisor at start (see ``launch``), or run as ``python -m
+passerelle.engine.runtime.worker`` when a worker is restarted; both end in ``serve``. A snapshot
+swaps the services that new connections and new requests see; connections already established
+keep the objects they started with, so nothing established is dropped by a reload.
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """A worker in an interpreter of its own (a restart, or a supervisor that cannot fork)."""
     parser = argparse.ArgumentParser(description="Passerelle engine worker (started by the engine)")
     parser.add_argument("--fd", type=int, required=True, help="control socket file descriptor")
     parser.add_argument("--index", type=int, required=True)
@@ -198,15 +200,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--counters", type=Path, required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    serve(
+        socket.socket(fileno=args.fd),
+        args.index,
+        CounterTable(args.counters, args.workers),
+        args.log_level,
+    )
+
+
+def serve(sock: socket.socket, index: int, table: CounterTable, log_level: str) -> None:
+    """Serve until the supervisor goes away; ``sock`` is this worker's control channel."""
+    # force: a worker forked from the supervisor inherits its handlers and their format.
     logging.basicConfig(
-        level=args.log_level,
-        format=f"%(asctime)s worker-{args.index} %(levelname)s %(name)s: %(message)s",
+        level=log_level,
+        format=f"%(asctime)s worker-{index} %(levelname)s %(name)s: %(message)s",
+        force=True,
     )
     # The supervisor owns shutdown; Ctrl-C in a terminal reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    table = CounterTable(args.counters, args.workers)
-    worker = Worker(args.index, table)
-    sock = socket.socket(fileno=args.fd)
+    worker = Worker(index, table)
     channel = Channel(sock, worker.handle)
     worker.authority.channel = channel
 
