@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from passerelle.engine.tls.certificates import CertificateError, inspect, leaf_dns_names
 from passerelle.engine.tls.sni import SNITable, normalise
 
 if TYPE_CHECKING:
@@ -93,6 +92,9 @@ def server_context(
     ``context_class`` defaults to ``ssl.SSLContext`` as it is at call time (gevent's once
     monkey-patched); pass ``gevent.ssl.SSLContext`` to use gevent without patching.
     """
+    # Here, not at the top: cryptography's X.509 code loads only where TLS is configured.
+    from passerelle.engine.tls.certificates import leaf_dns_names
+
     cls = context_class or ssl.SSLContext
     contexts: dict[str, ssl.SSLContext] = {}
     entries: list[tuple[str, tuple[str, ...]]] = []
@@ -146,6 +148,8 @@ def client_context(
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.check_hostname = True
     if reencrypt.ca_certificate:
+        from passerelle.engine.tls.certificates import inspect
+
         ca = _lookup(certificates, reencrypt.ca_certificate)
         inspect(ca, require_key=False)
         # an intermediate CA (or a pinned server certificate) is a trust anchor of its own
@@ -185,6 +189,8 @@ def server_hostname_for(
 
 
 def _lookup(certificates: Mapping[str, Certificate], name: str) -> Certificate:
+    from passerelle.engine.tls.certificates import CertificateError
+
     try:
         return certificates[name]
     except KeyError:
@@ -225,6 +231,8 @@ def _offload_context(
         try:
             ctx.load_cert_chain(cert_path, key_path)
         except ssl.SSLError as exc:
+            from passerelle.engine.tls.certificates import CertificateError
+
             raise CertificateError("cert_pem", f"{cert.name}: OpenSSL refused it: {exc}") from None
     setattr(ctx, _CERT_ATTR, cert.name)
     return ctx

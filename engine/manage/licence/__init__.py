@@ -14,12 +14,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from passerelle.engine.manage.licence import clock
 from passerelle.engine.manage.licence.signing import FEATURES, Licence, LicenceError, verify
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from passerelle.engine.manage.licence.start import demo_start, read_identity
 
 __all__ = [

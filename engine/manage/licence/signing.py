@@ -16,11 +16,16 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+# cryptography is imported where keys are used: the engine loads this module at start whether or
+# not a licence file exists, and its workers are forked from that memory.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
 
 PUBLIC_KEY_ENV = "PASSERELLE_LICENCE_PUBLIC_KEY"  # a PEM file, or the PEM itself (tests)
 PUBLIC_KEY_FILE = "vendor_public_key.pem"
@@ -68,6 +73,9 @@ def public_key(explicit: Ed25519PublicKey | None = None) -> Ed25519PublicKey:
     the vendor key shipped in the package."""
     if explicit is not None:
         return explicit
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     override = os.environ.get(PUBLIC_KEY_ENV, "").strip()
     if override:
         pem = (
@@ -82,6 +90,9 @@ def public_key(explicit: Ed25519PublicKey | None = None) -> Ed25519PublicKey:
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -93,6 +104,9 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 def new_key_pair() -> tuple[str, str]:
     """A fresh (private PEM, public PEM) pair, for the vendor's key or for tests."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     private = Ed25519PrivateKey.generate()
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
@@ -160,6 +174,8 @@ def verify(text: str, key: Ed25519PublicKey | None = None) -> Licence:
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
         raise LicenceError("the licence's signature is not base64", "signature") from None
+    from cryptography.exceptions import InvalidSignature
+
     try:
         public_key(key).verify(raw, DOMAIN + _canonical(payload))
     except InvalidSignature:
