@@ -139,6 +139,7 @@ _FAILED = 6  # refused: every call re-raises the error until reset()
 
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
 _WATCHED = frozenset((b"content-length", b"transfer-encoding", b"host", b"expect", b"connection"))
+_WATCHED_LENGTHS = frozenset(len(name) for name in _WATCHED)
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -164,12 +165,14 @@ class _Reader:
         "_max_head_bytes",
         "_max_headers",
         "_parser",
+        "_reason",
         "_size",
         "_state",
         "_te",
         "_te_count",
         "_upgrade_left",
         "_upgrading",
+        "_url",
     )
 
     _bad: int  # status for malformed input
@@ -233,6 +236,8 @@ class _Reader:
         self._host_count = 0
         self._expect_continue = False
         self._connection: list[bytes] = []
+        self._url = b""  # of a request
+        self._reason = b""  # of a response
 
     def _fail(self, status: int, reason: str) -> NoReturn:
         error = HttpError(status, reason)
@@ -322,12 +327,14 @@ class _Reader:
         # (or the trailers) ended; until then the byte limit bounds the count.
         value = value.rstrip(b" \t")  # llhttp strips leading OWS only
         self._headers.append((name, value))
-        self._size += len(name) + len(value) + 4
-        if self._size > self._max_head_bytes:
+        size = self._size + len(name) + len(value) + 4
+        self._size = size
+        if size > self._max_head_bytes:
             self._fail(self._too_big, f"{self._what} head too large")
-        lname = name.lower()
-        if lname in _WATCHED and self._state == _HEAD:  # trailers are not looked at
-            self._watch(lname, value)
+        if len(name) in _WATCHED_LENGTHS:  # most names are not: spare them lower()
+            lname = name.lower()
+            if lname in _WATCHED and self._state == _HEAD:  # trailers are not looked at
+                self._watch(lname, value)
 
     def _check_count(self) -> None:
         if len(self._headers) > self._max_headers:
@@ -372,18 +379,12 @@ class _Reader:
 class RequestReader(_Reader):
     """Reads the requests a client sends on one connection."""
 
-    __slots__ = ("_url",)
-
     _bad = 400
     _too_big = 431
     _what = "request"
 
     def _new_parser(self) -> httptools.HttpRequestParser:
         return httptools.HttpRequestParser(self)
-
-    def _clear_message(self) -> None:
-        _Reader._clear_message(self)
-        self._url = b""
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises HttpError on malformed or hostile input."""
@@ -421,7 +422,8 @@ class RequestReader(_Reader):
             self._fail(431, "request head too large")
 
     def on_headers_complete(self) -> None:
-        self._check_count()
+        if len(self._headers) > self._max_headers:
+            self._check_count()
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
@@ -429,7 +431,8 @@ class RequestReader(_Reader):
         method = parser.get_method()
         if method == b"CONNECT":
             self._fail(405, "CONNECT is not supported")
-        self._framing(version)
+        if self._te_count:
+            self._framing(version)
         if self._host_count != 1:
             if self._host_count:
                 self._fail(400, "more than one Host header")
@@ -462,7 +465,8 @@ class RequestReader(_Reader):
         self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
-        self._check_count()  # of the trailers
+        if len(self._headers) > self._max_headers:  # the trailers
+            self._check_count()
         if self._upgrading:
             # llhttp pauses right after this; the tunnel starts in _tunnel().
             self._upgrading = False
@@ -482,7 +486,6 @@ class ResponseReader(_Reader):
         "_awaiting",
         "_head_answered",
         "_head_tail",
-        "_reason",
         "_status",
         "_until_close",
     )
@@ -502,10 +505,6 @@ class ResponseReader(_Reader):
 
     def _new_parser(self) -> httptools.HttpResponseParser:
         return httptools.HttpResponseParser(self)
-
-    def _clear_message(self) -> None:
-        _Reader._clear_message(self)
-        self._reason = b""
 
     def between_messages(self) -> bool:
         """Whether the last response ended cleanly, so the next one can be read as it is."""
@@ -583,7 +582,8 @@ class ResponseReader(_Reader):
             self._fail(502, "response head too large")
 
     def on_headers_complete(self) -> None:
-        self._check_count()
+        if len(self._headers) > self._max_headers:
+            self._check_count()
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
@@ -591,7 +591,8 @@ class ResponseReader(_Reader):
         status = parser.get_status_code()
         if not 100 <= status <= 599:
             self._fail(502, "invalid response status")
-        self._framing(version)
+        if self._te_count:
+            self._framing(version)
         if status == 101 and not parser.should_upgrade():
             self._fail(502, "101 response without Upgrade")
         self._status = status
@@ -627,7 +628,8 @@ class ResponseReader(_Reader):
     def on_message_complete(self) -> None:
         if self._head_answered:
             return  # already ended in on_headers_complete
-        self._check_count()  # of the trailers
+        if len(self._headers) > self._max_headers:  # the trailers
+            self._check_count()
         self._events.append(END_OF_MESSAGE)
         status = self._status
         if status >= 200:

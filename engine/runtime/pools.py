@@ -147,9 +147,16 @@ class PoolRuntime:
         self.by_token = {s.token: s for s in self.servers}
         self.scheduler = make_scheduler(model.scheduling)
         self.authority = RecentDecisions(authority, model.persistence.timeout)
+        self._available: list[ServerRuntime] = []
 
     def available(self) -> list[ServerRuntime]:
-        return [s for s in self.servers if s.usable()]
+        candidates = [s for s in self.servers if s.usable()]
+        # The same servers as last time give the same list object: schedulers keep what they
+        # derived from a list (the rotation order) until the set of servers changes.
+        if candidates == self._available:
+            return self._available
+        self._available = candidates
+        return candidates
 
     def schedule(
         self, client_ip: str, exclude: Sequence[ServerRuntime] = ()
