@@ -18,6 +18,7 @@ reading (renegotiation) is let go.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from ssl import SSLError, SSLWantReadError, SSLWantWriteError
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from passerelle.engine.http.proxy import HttpProxyConnection
     from passerelle.engine.runtime.pools import ServerRuntime
     from passerelle.engine.runtime.services import PoolRoute
+
+log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
 # What a client may send while its request is being answered (pipelining) before the lane
@@ -79,6 +82,7 @@ class Lane:
 
     __slots__ = (
         "backlog",
+        "closed",
         "exchange",
         "last",
         "loop",
@@ -102,6 +106,7 @@ class Lane:
         self.timer = None
         self.exchange: _Exchange | None = None
         self.backlog = 0
+        self.closed = False
         self.last = self.server_last = loop.now()
         self.resume()
 
@@ -145,6 +150,9 @@ class Lane:
             self.timer = None
 
     def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         exchange = self.exchange
         if exchange is not None:
             self.exchange = None
@@ -161,16 +169,32 @@ class Lane:
         gevent.spawn_raw(self._carry_on, work)
 
     def _carry_on(self, work: Callable[[], bool]) -> None:
-        if self.proxy._carry_on(work):
-            self.resume()
-        else:
-            self._release()
-            self.watcher.close()
-            self.proxy._close()
+        keep = False
+        try:
+            keep = self.proxy._carry_on(work)
+        finally:  # an unexpected error must not leave the connection open and counted
+            if keep:
+                self.resume()
+            else:
+                self._close()
+
+    def _guarded(self, callback: Callable[[], None]) -> None:
+        """Run a watcher callback; an unexpected error closes this connection, not the loop."""
+        try:
+            callback()
+        except Exception:
+            log.exception("%s: client %s", self.proxy.vs.name, self.proxy.client_ip)
+            self._close()
+
+    def _client_readable(self) -> None:
+        self._guarded(self._client_input)
+
+    def _server_readable(self) -> None:
+        self._guarded(self._server_input)
 
     # -- the client side ---------------------------------------------------------------
 
-    def _client_readable(self) -> None:
+    def _client_input(self) -> None:
         proxy = self.proxy
         if self.tls is None:
             try:
@@ -327,7 +351,7 @@ class Lane:
 
     # -- the server side ---------------------------------------------------------------
 
-    def _server_readable(self) -> None:
+    def _server_input(self) -> None:
         exchange = self.exchange
         assert exchange is not None
         conn = exchange.conn
