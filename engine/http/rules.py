@@ -49,7 +49,7 @@ def host_matches(pattern: str, host: str) -> bool:
     return host == pattern
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is slow, and this is per request
 class RequestFacts:
     """What content switching may look at in a request.
 

@@ -44,6 +44,7 @@ class PersistenceAuthority(Protocol):
 # given to another server) is seen at most this late; health and limits are always live.
 DECISION_REUSE = 1.0
 RECENT_MAX = 65536  # keys remembered per pool; past it, expired ones are dropped
+SOURCE_KEYS_KEPT = 4096  # client addresses whose source-persistence key a pool remembers
 
 
 class RecentDecisions:
@@ -148,6 +149,7 @@ class PoolRuntime:
         self.scheduler = make_scheduler(model.scheduling)
         self.authority = RecentDecisions(authority, model.persistence.timeout)
         self._available: list[ServerRuntime] = []
+        self._source_keys: dict[str, str] = {}
 
     def available(self) -> list[ServerRuntime]:
         candidates = [s for s in self.servers if s.usable()]
@@ -198,8 +200,15 @@ class PoolRuntime:
     def source_persist_key(self, client_ip: str) -> str | None:
         if self.persistence.mode != "source_ip":
             return None
-        p = self.persistence
-        return "ip:" + source_key(client_ip, p.ipv4_prefix, p.ipv6_prefix)
+        # Asked for every request of a connection: the key of a client address is kept.
+        key = self._source_keys.get(client_ip)
+        if key is None:
+            if len(self._source_keys) >= SOURCE_KEYS_KEPT:
+                self._source_keys.clear()
+            p = self.persistence
+            key = "ip:" + source_key(client_ip, p.ipv4_prefix, p.ipv6_prefix)
+            self._source_keys[client_ip] = key
+        return key
 
     def counter_index(self, server: ServerRuntime, counter: int) -> int:
         return server.slot * WIDTH + counter
