@@ -3,9 +3,13 @@ hands over to a greenlet mid-exchange, and the connection coming back to it afte
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 
 import gevent
+
+from passerelle.engine.tls.certificates import make_self_signed
 
 from support.http_peers import (
     Message,
@@ -132,3 +136,54 @@ def test_bodies_and_bodiless_requests_alternate_on_one_connection(l7, raw):
             assert client.response().body == b"POST %d" % size
         else:
             assert get(client, "/").body == b"GET 0"
+
+
+def tls_client(port: int) -> Stream:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return Stream(context.wrap_socket(raw, server_hostname="app.test"))
+
+
+def test_tls_client_pipelining_and_large_answers(l7, raw):
+    big = bytes(range(256)) * 4096  # 1 MiB: more than the socket takes at once
+
+    def answer(message: Message) -> bytes:
+        return response(200, big if message.head.target == b"/big" else message.head.target)
+
+    server = raw(serving(answer))
+    cert_pem, key_pem = make_self_signed("app.test", ["app.test"])
+    [port] = l7.deploy(
+        l7_service(server, tls={"certificates": ["app"]}),
+        certificates=[{"name": "app", "cert_pem": cert_pem, "key_pem": key_pem}],
+    )
+    client = tls_client(port)
+    # Several requests in one write: they arrive as records the lane must drain from OpenSSL.
+    client.send(b"".join(b"GET /%d HTTP/1.1\r\nHost: app.test\r\n\r\n" % i for i in range(20)))
+    for i in range(20):
+        assert client.response().body == b"/%d" % i
+    # A client that does not read at once: the TLS write the lane could not finish is retried.
+    client.send(b"GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    gevent.sleep(0.3)
+    assert sha256(client.response().body) == sha256(big)
+    assert get(client, "/after").body == b"/after"
+
+
+def test_a_client_that_reads_late_gets_every_answer_whole(l7, raw):
+    body = bytes(range(256)) * 234  # ~60 KB: arrives from the server in one or two reads
+    server = raw(serving(lambda m: response(200, body)))
+    cert_pem, key_pem = make_self_signed("app.test", ["app.test"])
+    plain, tls = l7.deploy(
+        l7_service(server),
+        l7_service(server, tls={"certificates": ["app"]}),
+        certificates=[{"name": "app", "cert_pem": cert_pem, "key_pem": key_pem}],
+    )
+    for client in (Stream.connect(plain), tls_client(tls)):
+        # 150 answers (~9 MB) queue up while the client reads nothing: the socket fills and
+        # the lane's sends are refused part way, then finished once the client reads.
+        client.send(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n" * 150)
+        gevent.sleep(0.5)
+        for _ in range(150):
+            assert client.response().body == body
+        client.close()
