@@ -1,8 +1,9 @@
 """Layer-4 TCP relay between a client connection and a real server connection.
 
 Two plain TCP sockets are joined with ``os.splice`` through one kernel pipe per direction, so
-payload bytes never enter Python. TLS sockets (or a kernel without splice) use a copy loop
-through one reused buffer per direction.
+payload bytes never enter Python, from event-loop callbacks (spliced.py): no greenlet runs
+while bytes flow. TLS sockets (or a kernel without splice) use a copy loop in greenlets
+(copyloop.py).
 
 Lifecycle: each direction ends at EOF (which is passed on as a half-close) or at an error,
 which aborts the whole relay and resets both peers, so that a truncated stream never looks
@@ -12,38 +13,24 @@ either direction for that long.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import logging
-import os
 import socket
 import ssl
-import struct
 from collections.abc import Callable
-from time import monotonic
 
 import gevent
 from gevent import socket as gsocket
-from gevent.hub import get_hub
+from gevent.event import AsyncResult
 from gevent.ssl import SSLSocket as GeventSSLSocket
 
 from passerelle.engine.relay import splice as pipes
+from passerelle.engine.relay.copyloop import CopyRelay
+from passerelle.engine.relay.spliced import SpliceRelay
 
-log = logging.getLogger(__name__)
-
-_READ = 1
-_WRITE = 2
-_COPY_BUFFER = 64 * 1024
-# Chunks moved in a row before a busy direction lets other connections run.
-_BURST = 16
-_RESET_LINGER = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 _IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 OnBytes = Callable[[int, int], None]
-
-
-class _Aborted(Exception):
-    """Thrown into a direction waiting on its socket when the relay is torn down."""
+OnEnd = Callable[[int, int], None]
 
 
 def relay(
@@ -57,11 +44,46 @@ def relay(
     """Copy bytes both ways until both directions end, then close both sockets.
 
     Returns ``(client_to_server_bytes, server_to_client_bytes)``. Never raises for network
-    errors. An ``idle_timeout`` of zero or less disables the idle timeout. ``zero_copy=False``
-    forces the copy loop even where splice would apply.
+    errors; a greenlet killed while waiting here resets both peers. An ``idle_timeout`` of
+    zero or less disables the idle timeout. ``zero_copy=False`` forces the copy loop even where
+    splice would apply.
     """
-    use_splice = zero_copy and can_splice(client, server)
-    return _Relay(client, server, idle_timeout, on_bytes, use_splice).run()
+    if not (zero_copy and can_splice(client, server)):
+        return CopyRelay(client, server, idle_timeout, on_bytes).run()
+    done: AsyncResult = AsyncResult()
+    spliced = SpliceRelay(client, server, idle_timeout, on_bytes, lambda *totals: done.set(totals))
+    spliced.start()
+    try:
+        return done.get()
+    except BaseException:
+        spliced.abort()
+        raise
+
+
+def start_relay(
+    client: socket.socket,
+    server: socket.socket,
+    idle_timeout: float,
+    on_bytes: OnBytes | None,
+    on_end: OnEnd,
+) -> None:
+    """Relay in the background and return at once; the relay owns both sockets from now on.
+
+    ``on_end(up, down)`` is called once, after both sockets are closed. The caller must keep
+    nothing else from closing the sockets (see ``ends.take_over``).
+    """
+    if can_splice(client, server):
+        SpliceRelay(client, server, idle_timeout, on_bytes, on_end).start()
+        return
+
+    def copy() -> None:
+        up = down = 0
+        try:
+            up, down = CopyRelay(client, server, idle_timeout, on_bytes).run()
+        finally:
+            on_end(up, down)
+
+    gevent.spawn_raw(copy)
 
 
 def can_splice(client: socket.socket, server: socket.socket) -> bool:
@@ -107,250 +129,3 @@ def connect(address: str, port: int, timeout: float, source: str | None = None) 
         reason = exc.strerror or str(exc)
         via = f" from {source}" if source is not None else ""
         raise OSError(exc.errno, f"connection to {where}{via} failed: {reason}") from None
-
-
-def _shutdown_write(sock: socket.socket) -> None:
-    # TLS sockets: a TCP-level FIN, because SSLSocket.shutdown() drops the TLS state that the
-    # other direction still reads through (Python offers no one-way close_notify).
-    if isinstance(sock, GeventSSLSocket):
-        gsocket.socket.shutdown(sock, socket.SHUT_WR)
-    elif isinstance(sock, ssl.SSLSocket):
-        socket.socket.shutdown(sock, socket.SHUT_WR)
-    else:
-        sock.shutdown(socket.SHUT_WR)
-
-
-class _Relay:
-    __slots__ = (
-        "client",
-        "closing",
-        "down",
-        "hub",
-        "idle_timeout",
-        "last_activity",
-        "on_bytes",
-        "reset",
-        "server",
-        "timer",
-        "up",
-        "use_splice",
-        "watchers",
-    )
-
-    def __init__(
-        self,
-        client: socket.socket,
-        server: socket.socket,
-        idle_timeout: float,
-        on_bytes: OnBytes | None,
-        use_splice: bool,
-    ) -> None:
-        self.client = client
-        self.server = server
-        self.idle_timeout = idle_timeout
-        self.on_bytes = on_bytes
-        self.use_splice = use_splice
-        self.hub = get_hub()
-        self.up = 0
-        self.down = 0
-        self.closing = False
-        self.reset = False
-        self.last_activity = monotonic()
-        self.timer = None
-        self.watchers: list = []
-
-    def run(self) -> tuple[int, int]:
-        pump = self._splice_pump if self.use_splice else self._copy_pump
-        if not self.use_splice:
-            # The relay owns time-outs: a per-operation timeout would cut quiet directions.
-            self.client.settimeout(None)
-            self.server.settimeout(None)
-        if self.idle_timeout > 0:
-            self._arm_timer(self.idle_timeout)
-        downstream = gevent.spawn(pump, self.server, self.client, False)
-        try:
-            try:
-                pump(self.client, self.server, True)
-                downstream.join()
-            finally:
-                if not downstream.dead:  # this greenlet is being killed
-                    self._abort(reset=True)
-                    downstream.join()
-        finally:
-            self._teardown()
-        return self.up, self.down
-
-    # --- directions -------------------------------------------------------------------------
-
-    def _splice_pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
-        loop = self.hub.loop
-        splice = os.splice
-        flags = pipes.FLAGS
-        writable = None
-        pipe = None
-        empty = True
-        burst = 0
-        drained = False
-        try:
-            src_fd = src.fileno()
-            dst_fd = dst.fileno()
-            readable = loop.io(src_fd, _READ)
-            self.watchers.append(readable)
-            while True:
-                if drained:
-                    # The last splice took less than a pipe's worth, so the socket had nothing
-                    # more: wait at once instead of paying for a splice that fails with EAGAIN
-                    # (a system call and an exception per message). A waiting direction holds
-                    # no pipe: quiet long-lived connections would otherwise pin descriptors.
-                    if pipe is not None:
-                        pipes.release(pipe, True)
-                        pipe = None
-                    burst = 0
-                    self._wait(readable)
-                    drained = False
-                if pipe is None:
-                    pipe = pipes.acquire()
-                try:
-                    moved = splice(src_fd, pipe.write_fd, pipe.size, flags=flags)
-                except BlockingIOError:
-                    drained = True  # woken with nothing to read after all
-                    continue
-                if not moved:
-                    break
-                drained = moved < pipe.size
-                empty = False
-                pipe_out = pipe.read_fd
-                left = moved
-                while left:
-                    try:
-                        left -= splice(pipe_out, dst_fd, left, flags=flags)
-                    except BlockingIOError:
-                        if writable is None:
-                            writable = loop.io(dst_fd, _WRITE)
-                            self.watchers.append(writable)
-                        self._wait(writable)
-                empty = True
-                self._count(moved, upstream)
-                burst += 1
-                if burst == _BURST:
-                    burst = 0
-                    self._wait(readable)  # returns on the next loop turn: bytes are waiting
-            _shutdown_write(dst)
-        except _Aborted:
-            pass
-        except OSError as exc:
-            self._fail(exc, upstream)
-        except Exception:
-            log.exception("TCP relay direction failed")
-            self._abort(reset=True)
-        finally:
-            if pipe is not None:
-                pipes.release(pipe, empty)
-
-    def _copy_pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
-        buffer = bytearray(_COPY_BUFFER)
-        view = memoryview(buffer)
-        burst = 0
-        try:
-            recv_into = src.recv_into
-            sendall = dst.sendall
-            while True:
-                moved = recv_into(buffer)
-                if not moved:
-                    break
-                sendall(view[:moved])
-                self._count(moved, upstream)
-                burst += 1
-                if burst == _BURST:
-                    burst = 0
-                    gevent.sleep(0)  # let other connections run
-            _shutdown_write(dst)
-        except _Aborted:
-            pass
-        except OSError as exc:
-            if not self.closing:
-                self._fail(exc, upstream)
-        except Exception:
-            log.exception("TCP relay direction failed")
-            self._abort(reset=True)
-
-    def _wait(self, watcher) -> None:
-        # Checked on both sides: an abort may come before the first wait (the watcher did not
-        # exist yet to be cancelled) or while this greenlet was already scheduled to resume.
-        if self.closing:
-            raise _Aborted
-        self.hub.wait(watcher)
-        if self.closing:
-            raise _Aborted
-
-    def _count(self, moved: int, upstream: bool) -> None:
-        self.last_activity = monotonic()
-        if upstream:
-            self.up += moved
-            if self.on_bytes is not None:
-                self.on_bytes(moved, 0)
-        else:
-            self.down += moved
-            if self.on_bytes is not None:
-                self.on_bytes(0, moved)
-        if self.closing:
-            # A direction that never waits (steady traffic) still stops after an abort.
-            raise _Aborted
-
-    # --- teardown ---------------------------------------------------------------------------
-
-    def _fail(self, exc: OSError, upstream: bool) -> None:
-        direction = "client to server" if upstream else "server to client"
-        log.debug("TCP relay aborted (%s): %s", direction, exc)
-        self._abort(reset=True)
-
-    def _abort(self, reset: bool) -> None:
-        if self.closing:
-            return
-        self.closing = True
-        self.reset = reset
-        if self.use_splice:
-            error = _Aborted()
-            for watcher in self.watchers:
-                self.hub.cancel_wait(watcher, error)
-        else:
-            # gevent wakes greenlets blocked on a socket that gets closed.
-            self._close_sockets()
-
-    def _arm_timer(self, delay: float) -> None:
-        timer = self.hub.loop.timer(delay)
-        timer.start(self._on_timer)
-        self.timer = timer
-
-    def _on_timer(self) -> None:
-        # Runs in the hub. One timer per relay, re-armed only when it fires, so traffic costs
-        # nothing but a timestamp.
-        if self.closing:
-            return
-        remaining = self.idle_timeout - (monotonic() - self.last_activity)
-        expired = self.timer
-        if remaining > 0:
-            self._arm_timer(remaining)
-        else:
-            log.debug("TCP relay idle for %g s: closing", self.idle_timeout)
-            self._abort(reset=False)
-        expired.close()
-
-    def _close_sockets(self) -> None:
-        for sock in (self.client, self.server):
-            try:
-                if self.reset:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_LINGER)
-            except OSError:
-                pass
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def _teardown(self) -> None:
-        if self.timer is not None:
-            self.timer.close()
-            self.timer = None
-        for watcher in self.watchers:
-            watcher.close()
-        self.watchers.clear()
-        self._close_sockets()

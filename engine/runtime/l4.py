@@ -8,7 +8,8 @@ import socket
 
 import gevent
 
-from passerelle.engine.relay.tcp import connect, relay
+from passerelle.engine.relay.ends import take_over
+from passerelle.engine.relay.tcp import connect, start_relay
 from passerelle.engine.runtime.context import WorkerContext, client_ip
 from passerelle.engine.runtime.pools import ServerRuntime
 from passerelle.engine.runtime.services import PoolRoute, ServiceRuntime
@@ -31,6 +32,11 @@ def reset(sock: socket.socket) -> None:
 def handle_tcp(
     ctx: WorkerContext, service: ServiceRuntime, sock: socket.socket, peer: tuple
 ) -> None:
+    """Serve one client connection: connect it to a real server and start relaying.
+
+    Returns once the relay runs: the relay lives in the event loop (or, for TLS, in a greenlet
+    of its own) and gives the active counts back when it ends.
+    """
     vs = service.model
     row = ctx.row
     vs_base = service.slot * WIDTH
@@ -39,6 +45,7 @@ def handle_tcp(
         return
     row[vs_base + ACTIVE] += 1
     row[vs_base + TOTAL] += 1
+    relaying = False
     try:
         sni = None
         if service.tls_server is not None:
@@ -59,15 +66,23 @@ def handle_tcp(
             row[s_base + BYTES_IN] += up
             row[s_base + BYTES_OUT] += down
 
-        try:
-            relay(sock, upstream, vs.idle_timeout, count)
-        finally:
+        def ended(_up: int, _down: int) -> None:
             row[s_base + ACTIVE] -= 1
+            row[vs_base + ACTIVE] -= 1
+
+        try:
+            start_relay(take_over(sock), upstream, vs.idle_timeout, count, ended)
+        except BaseException:
+            row[s_base + ACTIVE] -= 1
+            upstream.close()
+            raise
+        relaying = True
     except (OSError, gevent.Timeout) as exc:
         log.debug("%s: connection from %s ended: %s", vs.name, peer, exc)
         sock.close()
     finally:
-        row[vs_base + ACTIVE] -= 1
+        if not relaying:
+            row[vs_base + ACTIVE] -= 1
 
 
 def open_server(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import struct
 import time
 
 import gevent
@@ -14,7 +15,7 @@ from gevent.server import DatagramServer
 from passerelle.engine.tls.certificates import Authority
 
 from support.engine import TCP_HEALTH, free_port, shared_engine
-from support.l4_peers import GreetingEcho, closed_without_data, greeted, refused
+from support.l4_peers import GreetingEcho, closed_without_data, finish, greeted, refused
 
 engine = shared_engine()
 
@@ -278,3 +279,27 @@ def test_tcp_reencrypts_to_verified_servers(engine, started, tmp_path):
         tls_sock.sendall(b"both legs")
         assert tls_sock.recv(64) == b"both legs"
     assert names[-1] == "backend.test"
+
+
+def test_active_counts_come_back_however_relays_end(engine, started):
+    echo = started(GreetingEcho("e"))
+    port = free_port()
+    engine.apply(tcp_service("ends", port, [echo.port]))
+    open_ones = [greeted(port)[0] for _ in range(6)]
+    row = next(s for s in engine.stats() if s["name"] == "ends")
+    assert row["active"] == 6  # the accepting greenlets are gone; the relays are counted
+    for i, sock in enumerate(open_ones):
+        sock.sendall(b"ping")
+        assert sock.recv(64) == b"ping"
+        if i % 2:  # a client that resets
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        else:
+            finish(sock)
+    deadline = time.monotonic() + 3
+    while (row := next(s for s in engine.stats() if s["name"] == "ends"))["active"]:
+        assert time.monotonic() < deadline, row
+        time.sleep(0.02)
+    assert row["total"] == 6
+    assert (row["bytes_in"], row["bytes_out"]) == (6 * 4, 6 * (2 + 4))
+    assert engine.server_stats("ends", f"127.0.0.1:{echo.port}")["active"] == 0

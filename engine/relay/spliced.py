@@ -1,0 +1,330 @@
+"""TCP relay of two plain sockets run from event-loop callbacks.
+
+A greenlet per direction pays for two switches and a watcher start per message, which for
+small messages costs more than moving the bytes. Here each direction is a read watcher on its
+source socket whose callback moves what arrived to the destination without blocking, so while
+bytes flow no greenlet runs at all. Small messages are copied with one recv and one send;
+once a read fills its buffer the direction is a stream and is spliced source -> pipe ->
+destination, so bulk payload never enters Python. A destination that cannot take everything
+stops the direction's reading (backpressure) until a write watcher says it has room again.
+
+Lifecycle, as for every TCP relay: an end of stream is passed on as a half-close; an error
+aborts the relay and resets both peers, so that a truncated stream never looks like a complete
+one; one lazily re-armed timer closes both sides gracefully once no byte moved in either
+direction for the idle timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+from gevent.hub import get_hub
+
+from passerelle.engine.relay import splice as pipes
+from passerelle.engine.relay.ends import close_both, shutdown_write
+
+log = logging.getLogger(__name__)
+
+_READ = 1
+_WRITE = 2
+# Pipefuls moved in one callback before a busy direction lets other connections run.
+_BURST = 16
+# Reads up to this size are copied through Python; a read that fills it starts splicing.
+SMALL = 16 * 1024
+
+OnBytes = Callable[[int, int], None]
+OnEnd = Callable[[int, int], None]
+
+
+class _Direction:
+    """Bytes from one socket to the other: a read watcher, and a write watcher when blocked."""
+
+    __slots__ = (
+        "dst",
+        "dst_fd",
+        "ended",
+        "pending",
+        "pipe",
+        "reader",
+        "relay",
+        "src",
+        "src_fd",
+        "streaming",
+        "unsent",
+        "up",
+        "writer",
+    )
+
+    def __init__(
+        self, relay: SpliceRelay, src: socket.socket, dst: socket.socket, up: bool
+    ) -> None:
+        self.relay = relay
+        # gevent keeps the kernel socket under its wrapper non-blocking: the callbacks use it
+        # directly and never wait on it.
+        self.src = src._sock  # type: ignore[attr-defined]
+        self.src_fd = src.fileno()
+        self.dst = dst
+        self.dst_fd = dst.fileno()
+        self.up = up
+        self.reader = relay.loop.io(self.src_fd, _READ)
+        self.writer = None
+        self.streaming = False  # the last read filled its buffer: splice from now on
+        self.unsent: bytes | None = None  # copied bytes the destination has not taken yet
+        # Held only while bytes are in flight: quiet long-lived connections would otherwise pin
+        # two descriptors per direction.
+        self.pipe: pipes.Pipe | None = None
+        self.pending = 0  # bytes in the pipe not yet written to the destination
+        self.ended = False
+
+    def start(self) -> None:
+        self.reader.start(self._readable)
+
+    def _readable(self) -> None:
+        try:
+            if self.streaming:
+                self._splice()
+            else:
+                self._copy()
+        except OSError as exc:
+            self.relay.fail(exc, self.up)
+        except Exception:
+            log.exception("TCP relay direction failed")
+            self.relay.close(reset=True)
+
+    def _copy(self) -> None:
+        # A small message costs two system calls this way, against two splices plus the pipe's
+        # bookkeeping; a read that fills the buffer means a stream, which is spliced instead.
+        try:
+            data = self.src.recv(SMALL)
+        except BlockingIOError:
+            return  # woken with nothing to read after all
+        if not data:
+            self._end_of_stream()
+            return
+        try:
+            sent = self.dst._sock.send(data)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            sent = 0
+        if sent:
+            self.relay.moved(sent, self.up)
+        if sent < len(data):
+            self.unsent = data[sent:]
+            self._wait_for_room()
+        elif len(data) == SMALL:
+            self.streaming = True
+
+    def _splice(self) -> None:
+        pipe = self.pipe
+        if pipe is None:
+            pipe = self.pipe = pipes.acquire()
+        src_fd, write_fd, size = self.src_fd, pipe.write_fd, pipe.size
+        for _ in range(_BURST):
+            try:
+                moved = os.splice(src_fd, write_fd, size, flags=pipes.FLAGS)
+            except BlockingIOError:
+                break  # woken with nothing to read after all
+            if not moved:
+                self.pipe = None
+                pipes.release(pipe, True)
+                self._end_of_stream()
+                return
+            self.pending = moved
+            if not self._flush():
+                self._wait_for_room()
+                return
+            if moved < size:
+                # The socket had no more: do not pay for a splice that fails with EAGAIN.
+                self.streaming = moved >= SMALL
+                break
+        self.pipe = None
+        pipes.release(pipe, True)
+
+    def _writable(self) -> None:
+        try:
+            if self.unsent is not None:
+                if not self._send_unsent():
+                    return
+            else:
+                if not self._flush():
+                    return
+                pipe = self.pipe
+                self.pipe = None
+                pipes.release(pipe, True)
+            self.writer.stop()
+            self.reader.start(self._readable)
+        except OSError as exc:
+            self.relay.fail(exc, self.up)
+        except Exception:
+            log.exception("TCP relay direction failed")
+            self.relay.close(reset=True)
+
+    def _send_unsent(self) -> bool:
+        data = self.unsent
+        try:
+            sent = self.dst._sock.send(data)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            return False
+        self.relay.moved(sent, self.up)
+        if sent < len(data):
+            self.unsent = data[sent:]
+            return False
+        self.unsent = None
+        return True
+
+    def _flush(self) -> bool:
+        """Write what the pipe holds to the destination; False if it could not take it all."""
+        left = self.pending
+        read_fd, dst_fd = self.pipe.read_fd, self.dst_fd
+        try:
+            while left:
+                try:
+                    left -= os.splice(read_fd, dst_fd, left, flags=pipes.FLAGS)
+                except BlockingIOError:
+                    return False
+        finally:
+            if left != self.pending:
+                self.relay.moved(self.pending - left, self.up)
+                self.pending = left
+        return True
+
+    def _wait_for_room(self) -> None:
+        self.reader.stop()
+        if self.writer is None:
+            self.writer = self.relay.loop.io(self.dst_fd, _WRITE)
+        self.writer.start(self._writable)
+
+    def _end_of_stream(self) -> None:
+        self.reader.stop()
+        self.ended = True
+        shutdown_write(self.dst)
+        self.relay.direction_ended()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.unsent = None
+        if self.writer is not None:
+            self.writer.close()
+        if self.pipe is not None:
+            pipes.release(self.pipe, self.pending == 0)
+            self.pipe = None
+
+
+class SpliceRelay:
+    """Relays two plain TCP sockets from the event loop; owns and finally closes both.
+
+    ``on_bytes(up, down)`` is called as bytes are delivered, ``on_end(up, down)`` once, with the
+    totals, after both sockets are closed. Both are called from the event loop and must not
+    block.
+    """
+
+    __slots__ = (
+        "client",
+        "closing",
+        "down",
+        "downstream",
+        "idle_timeout",
+        "last",
+        "loop",
+        "on_bytes",
+        "on_end",
+        "server",
+        "timer",
+        "up",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        client: socket.socket,
+        server: socket.socket,
+        idle_timeout: float,
+        on_bytes: OnBytes | None,
+        on_end: OnEnd | None,
+    ) -> None:
+        self.client = client
+        self.server = server
+        self.idle_timeout = idle_timeout
+        self.on_bytes = on_bytes
+        self.on_end = on_end
+        self.loop = loop = get_hub().loop
+        self.up = 0
+        self.down = 0
+        self.closing = False
+        self.last = loop.now()
+        self.timer = None
+        self.upstream = _Direction(self, client, server, True)
+        self.downstream = _Direction(self, server, client, False)
+
+    def start(self) -> None:
+        """Begin relaying; returns at once."""
+        self.upstream.start()
+        self.downstream.start()
+        if self.idle_timeout > 0:
+            self._arm(self.idle_timeout)
+
+    def abort(self) -> None:
+        """End the relay now, resetting both peers."""
+        self.close(reset=True)
+
+    # --- called by the directions -----------------------------------------------------------
+
+    def moved(self, count: int, up: bool) -> None:
+        self.last = self.loop.now()
+        if up:
+            self.up += count
+            if self.on_bytes is not None:
+                self.on_bytes(count, 0)
+        else:
+            self.down += count
+            if self.on_bytes is not None:
+                self.on_bytes(0, count)
+
+    def direction_ended(self) -> None:
+        if self.upstream.ended and self.downstream.ended:
+            self.close(reset=False)
+
+    def fail(self, exc: OSError, up: bool) -> None:
+        direction = "client to server" if up else "server to client"
+        log.debug("TCP relay aborted (%s): %s", direction, exc)
+        self.close(reset=True)
+
+    def close(self, reset: bool) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        # Watchers go before their descriptors do.
+        self.upstream.close()
+        self.downstream.close()
+        if self.timer is not None:
+            self.timer.close()
+            self.timer = None
+        close_both(self.client, self.server, reset)
+        if self.on_end is not None:
+            try:
+                self.on_end(self.up, self.down)
+            except Exception:
+                log.exception("TCP relay end callback failed")
+
+    # --- idle timeout -----------------------------------------------------------------------
+
+    def _arm(self, delay: float) -> None:
+        # One timer per relay, not moved by traffic: when it fires early it is armed again for
+        # what is left, so a message costs nothing but a timestamp.
+        timer = self.loop.timer(delay)
+        timer.start(self._expired)
+        self.timer = timer
+
+    def _expired(self) -> None:
+        if self.closing:
+            return
+        left = self.last + self.idle_timeout - self.loop.now()
+        self.timer.close()
+        self.timer = None
+        if left > 0:
+            self._arm(left)
+        else:
+            log.debug("TCP relay idle for %g s: closing", self.idle_timeout)
+            self.close(reset=False)
