@@ -72,6 +72,7 @@ class RequestHead:
     content_length: int | None
     upgrade: bool
     expect_continue: bool
+    connection: list[bytes]  # values of the Connection headers, as sent
 
     def get(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (given lowercase), or None."""
@@ -97,6 +98,7 @@ class ResponseHead:
     keep_alive: bool
     chunked: bool
     content_length: int | None
+    connection: list[bytes]  # values of the Connection headers, as sent
 
     def get(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (given lowercase), or None."""
@@ -457,6 +459,7 @@ class RequestReader(_Reader):
                 self._content_length,
                 upgrade,
                 self._expect_continue,
+                self._connection,
             )
         )
         self._end_head()
@@ -602,7 +605,14 @@ class ResponseReader(_Reader):
             keep_alive = _keep_alive(version, self._connection)
             self._events.append(
                 ResponseHead(
-                    status, self._reason, version, self._headers, keep_alive, chunked, length
+                    status,
+                    self._reason,
+                    version,
+                    self._headers,
+                    keep_alive,
+                    chunked,
+                    length,
+                    self._connection,
                 )
             )
             self._events.append(END_OF_MESSAGE)
@@ -617,7 +627,16 @@ class ResponseReader(_Reader):
             status >= 200 and status != 204 and status != 304 and not chunked and length is None
         )
         self._events.append(
-            ResponseHead(status, self._reason, version, self._headers, keep_alive, chunked, length)
+            ResponseHead(
+                status,
+                self._reason,
+                version,
+                self._headers,
+                keep_alive,
+                chunked,
+                length,
+                self._connection,
+            )
         )
         self._end_head()
 

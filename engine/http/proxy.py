@@ -53,7 +53,7 @@ from passerelle.engine.http.wire import (
     LAST_CHUNK,
     any_connection_auth,
     chunk,
-    connection_tokens,
+    connection_options,
     error_response,
     is_connection_auth,
     request_head_bytes,
@@ -486,7 +486,7 @@ class HttpProxyConnection:
         opts = self.vs.headers
         plan = self.plan
         remove = plan.request_drop
-        tokens = connection_tokens(head.headers)
+        tokens = connection_options(head.connection)
         xff = opts.x_forwarded_for
         xfp = opts.x_forwarded_proto
         out: list[tuple[bytes, bytes]] = []
@@ -806,7 +806,7 @@ class HttpProxyConnection:
     ) -> list[tuple[bytes, bytes]]:
         plan = self.plan
         remove = plan.response_drop
-        tokens = connection_tokens(response.headers)
+        tokens = connection_options(response.connection)
         out = []
         for name, value in response.headers:
             lname = name.lower()

@@ -48,18 +48,20 @@ _NO_TOKENS: frozenset[bytes] = frozenset()
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
+def connection_options(values: list[bytes]) -> frozenset[bytes]:
+    """Lowercased option names listed in Connection header ``values``: hop-by-hop as well."""
+    if not values:
+        return _NO_TOKENS
+    tokens = {token.strip(b" \t").lower() for value in values for token in value.split(b",")}
+    tokens.discard(b"")
+    return frozenset(tokens)
+
+
 def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    """Lowercased option names listed in Connection headers: they are hop-by-hop as well."""
-    tokens: set[bytes] | None = None
-    for name, value in headers:
-        if len(name) == 10 and name.lower() == b"connection":
-            if tokens is None:
-                tokens = set()
-            for token in value.split(b","):
-                token = token.strip(b" \t").lower()
-                if token:
-                    tokens.add(token)
-    return _NO_TOKENS if tokens is None else frozenset(tokens)
+    """The options named by the Connection headers among ``headers`` (see connection_options)."""
+    return connection_options(
+        [value for name, value in headers if len(name) == 10 and name.lower() == b"connection"]
+    )
 
 
 def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
