@@ -4,13 +4,13 @@ A greenlet per request pays for switches, a gevent Timeout per wait and a saved 
 for a small request costs more than the proxying itself. A client connection, plain or TLS
 once its handshake is done, therefore lives in the event loop: a read watcher on its socket
 and one lazily re-armed timer.
-The common request — no body, for a real server that has an idle pooled plain-HTTP
-connection — is sent from the client's read callback, and a response that arrives whole with
+The common request — no body, for a real server that has an idle pooled connection (plain or
+TLS) — is sent from the client's read callback, and a response that arrives whole with
 its length known is relayed from the server's read callback: two callbacks, no greenlet.
 
 Everything else is handed to a greenlet that carries on with the general code in proxy.py
 from exactly where the lane stopped, and gives the connection back afterwards: a request body,
-a head in pieces, no idle server connection, TLS to the server, NTLM/Negotiate, interim or 101
+a head in pieces, no idle server connection, NTLM/Negotiate, interim or 101
 responses, chunked, close-delimited or large responses, failures and retries, and a client
 that cannot take the whole response at once. A TLS connection that needs to write while
 reading (renegotiation) is let go.
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from ssl import SSLError, SSLWantReadError, SSLWantWriteError
-from typing import TYPE_CHECKING
+from ssl import SSLEOFError, SSLError, SSLWantReadError, SSLWantWriteError, SSLZeroReturnError
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.hub import get_hub
@@ -68,6 +68,28 @@ class _Exchange:
         self.cookie_server = cookie_server
         self.set_cookie = set_cookie
         self.started = False  # some of the response arrived
+
+
+def read_tls(tls: Any) -> bytes:
+    """Decrypted bytes from an OpenSSL connection over a non-blocking socket.
+
+    Raises SSLWantReadError when no whole record is in yet. The watcher sees the socket, not
+    what OpenSSL already took from it: what is pending is read at once.
+    """
+    data = tls.read(RECV_SIZE)
+    while tls.pending():
+        data += tls.read(RECV_SIZE)
+    return data
+
+
+def retry_tls_write(tls: Any, fd: int, data: bytes, timeout: float) -> None:
+    """Finish a refused TLS write, in a greenlet: OpenSSL wants the very same buffer again."""
+    while True:
+        try:
+            tls.write(data)
+            return
+        except SSLWantWriteError:
+            wait_write(fd, timeout=timeout)
 
 
 def _simple_request(head: RequestHead) -> bool:
@@ -230,17 +252,12 @@ class Lane:
 
     def _read_tls(self) -> bytes | None:
         """What the client sent, decrypted; None if no whole record is in yet, b"" at the end."""
-        tls = self.tls
         try:
-            data = tls.read(RECV_SIZE)
-            # The watcher sees the socket, not what OpenSSL already took from it.
-            while tls.pending():
-                data += tls.read(RECV_SIZE)
+            return read_tls(self.tls)
         except SSLWantReadError:
             return None
         except (SSLError, OSError):  # close_notify, a reset, or a renegotiation: let go
             return b""
-        return data
 
     def _refuse(self, exc: HttpError) -> None:
         def refuse() -> bool:
@@ -290,7 +307,7 @@ class Lane:
         pool = route.pool
         # Asking the persistence authority and learning server cookies talk to the
         # supervisor, which may wait: only a greenlet may do that.
-        if route.tls_client is not None or proxy.pinned or pool.persistence.mode == "server_cookie":
+        if proxy.pinned or pool.persistence.mode == "server_cookie":
             self._hand_over(lambda: proxy._proxy_request(head, route, persist_key, cookie_server))
             return False
         set_cookie = pool.persistence.mode == "active_cookie"
@@ -303,7 +320,7 @@ class Lane:
             server = pool.choose(proxy.client_ip, None, [])
         conn = None
         if server is not None:
-            conn = proxy.idle.get((server.address, server.port, None, False), probe=False)
+            conn = proxy.idle.get(proxy._pool_key(route, head, server), probe=False)
         if conn is None:
             first = None if server is None else (server, set_cookie)
             self._hand_over(
@@ -327,9 +344,15 @@ class Lane:
         )
         self.server_last = self.loop.now()
         conn.watch(self._server_readable)
+        server_tls = conn.tls
         try:
-            sent = conn.sock._sock.send(data)  # type: ignore[attr-defined]
-        except BlockingIOError:
+            # TLS writes are all or nothing, as on the client side.
+            sent = (
+                conn.sock._sock.send(data)  # type: ignore[attr-defined]
+                if server_tls is None
+                else server_tls.write(data)
+            )
+        except (BlockingIOError, SSLWantWriteError):
             sent = 0
         except OSError as exc:
             self._fail(ServerFailed(f"send failed: {exc}", retryable=True))
@@ -340,7 +363,10 @@ class Lane:
 
             def send_rest() -> bool:
                 try:
-                    conn.send(rest)
+                    if server_tls is None:
+                        conn.send(rest)
+                    else:
+                        retry_tls_write(server_tls, conn.sock.fileno(), data, proxy.vs.idle_timeout)
                 except OSError as exc:
                     raise ServerFailed(f"send failed: {exc}", retryable=True) from exc
                 return proxy._await_response(head, exchange.route, conn, exchange.set_cookie, False)
@@ -356,10 +382,17 @@ class Lane:
         assert exchange is not None
         conn = exchange.conn
         proxy = self.proxy
+        server_tls = conn.tls
         try:
-            data = conn.sock._sock.recv(RECV_SIZE)  # type: ignore[attr-defined]
-        except BlockingIOError:
-            return
+            data = (
+                conn.sock._sock.recv(RECV_SIZE)  # type: ignore[attr-defined]
+                if server_tls is None
+                else read_tls(server_tls)
+            )
+        except (BlockingIOError, SSLWantReadError):
+            return  # for TLS: a record in pieces, or a handshake message such as a ticket
+        except (SSLZeroReturnError, SSLEOFError):
+            data = b""
         except OSError as exc:
             self._fail(ServerFailed(f"receive failed: {exc}", retryable=not exchange.started))
             return
@@ -446,7 +479,7 @@ class Lane:
                 if tls is None:
                     proxy.send(rest)
                 else:
-                    self._retry_tls_write(data)
+                    retry_tls_write(tls, self.proxy.sock.fileno(), data, proxy.vs.idle_timeout)
                 return keep
 
             self._hand_over(send_rest)
@@ -458,17 +491,6 @@ class Lane:
             self.backlog = 0
             self.watcher.start(self._client_readable)
         self._next_requests()
-
-    def _retry_tls_write(self, data: bytes) -> None:
-        """Finish a refused TLS write: OpenSSL wants the very same buffer again."""
-        tls = self.tls
-        fd = self.proxy.sock.fileno()
-        while True:
-            try:
-                tls.write(data)
-                return
-            except SSLWantWriteError:
-                wait_write(fd, timeout=self.proxy.vs.idle_timeout)
 
     # -- handing an exchange over -------------------------------------------------------
 

@@ -44,6 +44,7 @@ from passerelle.engine.http.rules import RequestFacts, normalise_host
 from passerelle.engine.http.sockio import sender
 from passerelle.engine.http.upstream import (
     IdlePool,
+    PoolKey,
     ServerConnection,
     ServerFailed,
     open_connection,
@@ -439,8 +440,6 @@ class HttpProxyConnection:
             del self.pinned[pool.id]
         set_cookie = pool.persistence.mode == "active_cookie"
         replayable = head.method in IDEMPOTENT and not (head.chunked or head.content_length)
-        reencrypt = route.reencrypt
-        host = (normalise_host(head.get(b"host")) or None) if reencrypt is not None else None
         for _ in range(CONNECT_ATTEMPTS):
             server: ServerRuntime | None
             if first is not None:
@@ -457,14 +456,8 @@ class HttpProxyConnection:
                 server = pool.choose(self.client_ip, persist_key, exclude)
             if server is None:
                 return None, False
-            # With verification on and no name to send, the certificate is checked against
-            # the server's address (its IP SANs).
-            sni = (
-                server_hostname_for(reencrypt, host, server.address)
-                if reencrypt is not None
-                else None
-            )
-            key = (server.address, server.port, sni, route.tls_client is not None)
+            key = self._pool_key(route, head, server)
+            sni = key[2]
             # A bodiless idempotent request is sent again if a pooled connection turns out
             # closed: only the others need the pool to probe the connection first.
             conn = self.idle.get(key, probe=not replayable)
@@ -481,6 +474,18 @@ class HttpProxyConnection:
                 self.ctx.row[server.slot * WIDTH + FAILURES] += 1
                 exclude.append(server)
         return None, False
+
+    def _pool_key(self, route: PoolRoute, head: RequestHead, server: ServerRuntime) -> PoolKey:
+        """Which pooled connections may carry this request to ``server``: address, port, the
+        server name sent in TLS, and whether it is TLS."""
+        reencrypt = route.reencrypt
+        if reencrypt is None:
+            return (server.address, server.port, None, False)
+        # With verification on and no name to send, the certificate is checked against the
+        # server's address (its IP SANs).
+        host = normalise_host(head.get(b"host")) or None
+        sni = server_hostname_for(reencrypt, host, server.address)
+        return (server.address, server.port, sni, route.tls_client is not None)
 
     def _request_headers(self, head: RequestHead) -> list[tuple[bytes, bytes]]:
         opts = self.vs.headers

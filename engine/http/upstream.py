@@ -49,6 +49,7 @@ class ServerConnection:
         "server",
         "sock",
         "timeout",
+        "tls",
         "watcher",
     )
 
@@ -62,6 +63,7 @@ class ServerConnection:
         self.idle_since = 0.0
         self.timeout: float | None = None  # what sock.settimeout() was last given
         self.closed = False
+        self.tls = getattr(sock, "_sslobj", None)  # OpenSSL's connection, for TLS to the server
         # The lane's read watcher. It stays started while the connection waits in the pool
         # (see drop_idle): stopping and restarting it per request would cost system calls.
         self.watcher = None
@@ -85,7 +87,19 @@ class ServerConnection:
             self.watcher.stop()
 
     def drop_idle(self) -> None:
-        """Input on an idle pooled connection is its end: EOF, a reset or junk."""
+        """Input on an idle pooled connection is its end: EOF, a reset or junk.
+
+        Over TLS it may also be a handshake message (a TLS 1.3 session ticket sent late),
+        which OpenSSL takes in without yielding data: the connection then stays.
+        """
+        tls = self.tls
+        if tls is not None:
+            try:
+                tls.read(1)
+            except ssl.SSLWantReadError:
+                return
+            except (OSError, ValueError):
+                pass
         self.close()
 
     def close(self) -> None:

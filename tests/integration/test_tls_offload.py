@@ -245,3 +245,26 @@ def test_l4_reencryption_with_verify_reaches_a_server_certified_for_its_address(
     [port] = l7.deploy(service, certificates=[ca_entry(pki["ca"])])
     status, body, _ = request(port)
     assert status == 200, body
+
+
+def test_reencrypted_server_connections_carry_many_requests_from_the_pool(l7, servers, pki):
+    # Pooled TLS connections to the server are used from the event loop: a session ticket the
+    # server sends after the handshake must not be taken for the server closing the connection.
+    ctx, _ = tls_server_context(pki["folder"], pki["ca"], ["www.contoso.com"])
+    backend = servers.http("pooled", tls=ctx)
+    [port] = l7.deploy(reencrypting(backend), certificates=[ca_entry(pki["ca"])])
+    clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(2)]
+    seen = []
+    for i in range(40):
+        conn = clients[i % 2]
+        conn.request("GET", f"/{i}", headers={"Host": "www.contoso.com"})
+        answer = conn.getresponse()
+        assert answer.status == 200
+        seen.append(json.loads(answer.read()))
+        if i == 20:
+            time.sleep(0.3)  # idle in the pool a while, as between a user's clicks
+    for conn in clients:
+        conn.close()
+    assert [s["path"] for s in seen] == [f"/{i}" for i in range(40)]
+    assert all(s["tls"] is True for s in seen)
+    assert len({s["connection"] for s in seen}) == 1  # one pooled connection did it all
