@@ -267,4 +267,6 @@ def test_reencrypted_server_connections_carry_many_requests_from_the_pool(l7, se
         conn.close()
     assert [s["path"] for s in seen] == [f"/{i}" for i in range(40)]
     assert all(s["tls"] is True for s in seen)
-    assert len({s["connection"] for s in seen}) == 1  # one pooled connection did it all
+    # Each client connection may land on either worker, and each worker pools its own: at
+    # most one server connection per worker, never one per request.
+    assert len({s["connection"] for s in seen}) <= 2
