@@ -603,18 +603,7 @@ class ResponseReader(_Reader):
         length = self._content_length
         if status >= 200 and self._answering_head:
             keep_alive = _keep_alive(version, self._connection)
-            self._events.append(
-                ResponseHead(
-                    status,
-                    self._reason,
-                    version,
-                    self._headers,
-                    keep_alive,
-                    chunked,
-                    length,
-                    self._connection,
-                )
-            )
+            self._events.append(self._response_head(status, version, keep_alive))
             self._events.append(END_OF_MESSAGE)
             self._answering_head = False
             self._awaiting = False
@@ -626,19 +615,20 @@ class ResponseReader(_Reader):
         self._until_close = (
             status >= 200 and status != 204 and status != 304 and not chunked and length is None
         )
-        self._events.append(
-            ResponseHead(
-                status,
-                self._reason,
-                version,
-                self._headers,
-                keep_alive,
-                chunked,
-                length,
-                self._connection,
-            )
-        )
+        self._events.append(self._response_head(status, version, keep_alive))
         self._end_head()
+
+    def _response_head(self, status: int, version: bytes, keep_alive: bool) -> ResponseHead:
+        return ResponseHead(
+            status,
+            self._reason,
+            version,
+            self._headers,
+            keep_alive,
+            self._chunked,
+            self._content_length,
+            self._connection,
+        )
 
     def on_body(self, body: bytes) -> None:
         if not self._head_answered:
