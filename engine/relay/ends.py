@@ -38,8 +38,8 @@ def close_both(client: socket.socket, server: socket.socket, reset: bool) -> Non
 def take_over(sock: socket.socket) -> socket.socket:
     """A new socket object on the same connection, for a relay that outlives its caller.
 
-    gevent's StreamServer closes the socket object it handed to a handler when the handler
-    returns; the connection lives on through the new object.
+    The worker closes the socket object it handed to an L4 handler when the handler returns
+    (as gevent's StreamServer does); the connection lives on through the new object.
     """
     if type(sock) is not gsocket.socket:
         return sock  # a TLS wrapper already detached the accepted object

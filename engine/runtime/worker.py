@@ -22,10 +22,10 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
-from gevent.server import StreamServer  # noqa: E402
 
 from passerelle.engine.http.proxy import handle_http  # noqa: E402
 from passerelle.engine.http.upstream import IdlePool  # noqa: E402
+from passerelle.engine.listen.acceptor import Acceptor  # noqa: E402
 from passerelle.engine.listen.sockets import tcp_listener, udp_listener  # noqa: E402
 from passerelle.engine.model.config import Config  # noqa: E402
 from passerelle.engine.relay.udp import UdpService  # noqa: E402
@@ -73,7 +73,7 @@ class Worker:
         self.idle = IdlePool()
         self.authority = AuthorityClient()
         self.services: dict[ListenerKey, ServiceRuntime] = {}
-        self.tcp_servers: dict[ListenerKey, StreamServer] = {}
+        self.tcp_servers: dict[ListenerKey, Acceptor] = {}
         self.udp_services: dict[ListenerKey, UdpService] = {}
         self.slots: dict[str, int] = {}
         self.version = 0
@@ -122,7 +122,8 @@ class Worker:
             address, port, protocol = key
             try:
                 if protocol == "tcp" and key not in self.tcp_servers:
-                    server = StreamServer(tcp_listener(address, port), self._tcp_handler(key))
+                    listener = tcp_listener(address, port)
+                    server = Acceptor(listener, self._tcp_handler(key, listener.family))
                     server.start()
                     self.tcp_servers[key] = server
                 elif protocol == "udp":
@@ -167,18 +168,20 @@ class Worker:
     def _udp_counters(self, key: ListenerKey) -> UdpCounters:
         return UdpCounters(self.ctx.row, lambda: self.services.get(key))
 
-    def _tcp_handler(self, key: ListenerKey):
-        def handle(sock: socket.socket, peer: tuple) -> None:
+    def _tcp_handler(self, key: ListenerKey, family: int):
+        def handle(fd: int, peer: tuple) -> None:
+            # Called by the acceptor in the event loop: HTTP connections live in callbacks
+            # from here on; an L4 connection dials its server from a greenlet of its own.
+            sock = socket.socket(family, socket.SOCK_STREAM, fileno=fd)
             service = self.services.get(key)
             if service is None:
                 sock.close()
-                return
-            if service.model.mode == "http":
+            elif service.model.mode == "http":
                 handle_http(
                     self.ctx, self.idle, service, sock, peer, lambda: self.services.get(key)
                 )
             else:
-                handle_tcp(self.ctx, service, sock, peer)
+                gevent.spawn(_serve_tcp, self.ctx, service, sock, peer)
 
         return handle
 
@@ -189,6 +192,17 @@ class Worker:
             udp.stop()
         self.idle.close_all()
         os._exit(0)
+
+
+def _serve_tcp(
+    ctx: WorkerContext, service: ServiceRuntime, sock: socket.socket, peer: tuple
+) -> None:
+    """An L4 connection, in its greenlet; the socket object it was accepted as is closed when
+    the handler returns (a relay that carries on has taken the descriptor over)."""
+    try:
+        handle_tcp(ctx, service, sock, peer)
+    finally:
+        sock.close()
 
 
 def main(argv: list[str] | None = None) -> None:
