@@ -21,7 +21,6 @@ import weakref
 from collections.abc import Callable
 
 import gevent
-from gevent import socket as gsocket
 
 from passerelle.engine.balance.persistence import (
     find_cookie,
@@ -75,6 +74,7 @@ from passerelle.engine.stats.counters import (
     WIDTH,
 )
 from passerelle.engine.tls.contexts import server_hostname_for, server_name
+from passerelle.engine.tls.handshake import ClientHandshake
 
 log = logging.getLogger(__name__)
 
@@ -261,34 +261,38 @@ class HttpProxyConnection:
     # -- the connection loop -----------------------------------------------------------
 
     def serve(self) -> None:
-        """Hand the connection, after its TLS handshake if any, to the lane (see lane.py)."""
-        if self.service.tls_server is None:
-            self._detach()
-        else:
-            try:
-                with gevent.Timeout(self.vs.header_timeout):
-                    self.sock = self.service.tls_server.wrap_socket(self.sock, server_side=True)
-            except (gevent.Timeout, OSError) as exc:
-                log.debug("%s: TLS handshake with %s failed: %s", self.vs.name, self.client_ip, exc)
-                self._close()
-                return
-            self.send = sender(self.sock)
-            self.timeout = self.sock.gettimeout()
-            self.sni = server_name(self.sock)
+        """Hand the connection, after its TLS handshake if any, to the lane (see lane.py).
+
+        Runs in the event loop, as the acceptor's callback: nothing here waits.
+        """
+        tls_server = self.service.tls_server
+        if tls_server is None:
+            Lane(self)
+            return
+        try:
+            self.sock = tls_server.wrap_socket(
+                self.sock, server_side=True, do_handshake_on_connect=False
+            )
+        except OSError as exc:
+            self._handshake_failed(str(exc))
+            return
+        if self.sock._sslobj is None:  # type: ignore[attr-defined]
+            # gevent makes no TLS state for a socket that is no longer connected
+            self._handshake_failed("the client is gone")
+            return
+        ClientHandshake(
+            self.sock, self.vs.header_timeout, self._handshake_done, self._handshake_failed
+        )
+
+    def _handshake_done(self) -> None:
+        self.send = sender(self.sock)
+        self.timeout = self.sock.gettimeout()
+        self.sni = server_name(self.sock)
         Lane(self)
 
-    def _detach(self) -> None:
-        """Outlive the greenlet that accepted the connection.
-
-        The server that accepted the socket closes it when that greenlet ends: carry on with
-        a new socket object on the same descriptor.
-        """
-        sock = self.sock
-        if type(sock) is gsocket.socket:
-            family, kind = sock.family, sock.type
-            sock = self.sock = gsocket.socket(family, kind, fileno=sock.detach())
-            self.send = sender(sock)
-            self.timeout = None
+    def _handshake_failed(self, reason: str) -> None:
+        log.debug("%s: TLS handshake with %s failed: %s", self.vs.name, self.client_ip, reason)
+        self._close()
 
     def _carry_on(self, work: Callable[[], bool]) -> bool:
         """Run the lane's hand-over in a greenlet; False when the connection must close."""
@@ -949,8 +953,10 @@ def handle_http(
     row = ctx.row
     base = service.slot * WIDTH
     if vs.max_connections and ctx.table.value(service.slot, ACTIVE) >= vs.max_connections:
+        # One attempt, never a wait (this runs in the event loop): a new connection's send
+        # buffer is empty.
         with contextlib.suppress(OSError):
-            sock.sendall(error_response(503, "Too many connections to this service.\n"))
+            sock._sock.send(error_response(503, "Too many connections to this service.\n"))  # type: ignore[attr-defined]
         sock.close()
         return
     row[base + ACTIVE] += 1

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -270,3 +271,93 @@ def test_reencrypted_server_connections_carry_many_requests_from_the_pool(l7, se
     # Each client connection may land on either worker, and each worker pools its own: at
     # most one server connection per worker, never one per request.
     assert len({s["connection"] for s in seen}) <= 2
+
+
+# -- the handshake, held by the event loop ---------------------------------------------------
+
+
+def _client_context(pki: dict) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(pki["ca_path"]))
+
+
+def _https_get(port: int, pki: dict, path: str) -> dict:
+    """One request on a new, verified TLS connection for www.contoso.com."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        _client_context(pki).wrap_socket(sock, server_hostname="www.contoso.com") as tls,
+    ):
+        tls.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: www.contoso.com\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    return json.loads(body)
+
+
+def _closed_by_peer_within(sock: socket.socket, seconds: float) -> bool:
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_a_client_stalled_in_its_handshake_is_cut_off_and_does_not_hold_up_others(l7, servers, pki):
+    backend = servers.http("fe0")
+    names = ["appliance", "www", "wildcard"]
+    [port] = l7.deploy(
+        l7_service(backend, header_timeout=1, tls={"certificates": names}),
+        certificates=pki["certificates"],
+    )
+    silent = socket.create_connection(("127.0.0.1", port))
+    # Half a ClientHello: a record header promising more than is sent.
+    partial = socket.create_connection(("127.0.0.1", port))
+    partial.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    try:
+        # Both workers keep serving while the two handshakes wait for their bytes.
+        seen = [_https_get(port, pki, f"/during-{i}") for i in range(6)]
+        assert [s["path"] for s in seen] == [f"/during-{i}" for i in range(6)]
+        # The header timeout (1 s) bounds the handshake too.
+        assert _closed_by_peer_within(silent, 5)
+        assert _closed_by_peer_within(partial, 5)
+    finally:
+        silent.close()
+        partial.close()
+
+
+def test_plain_http_on_a_tls_port_is_closed_and_the_listener_carries_on(l7, servers, pki):
+    port, backend = offload(pki, servers, l7)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as plain:
+        plain.sendall(b"GET / HTTP/1.1\r\nHost: www.contoso.com\r\n\r\n")
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):  # a reset is a close too
+            while chunk := plain.recv(4096):  # times out (and fails) if never closed
+                answer += chunk
+        assert b"HTTP/1.1 200" not in answer
+    assert _https_get(port, pki, "/after")["path"] == "/after"
+    assert [r["path"] for r in backend.seen] == ["/after"]
+
+
+def test_many_simultaneous_handshakes_all_complete(l7, servers, pki):
+    port, backend = offload(pki, servers, l7)
+    context = _client_context(pki)
+    pending = []
+    # Connect them all before any handshake, so that the listener has a burst to accept.
+    for _ in range(40):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        pending.append(sock)
+    results = []
+    for i, sock in enumerate(pending):
+        with context.wrap_socket(sock, server_hostname="www.contoso.com") as tls:
+            tls.sendall(f"GET /n{i} HTTP/1.1\r\nHost: www.contoso.com\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += tls.recv(4096)
+            results.append(head.split(b"\r\n", 1)[0])
+    assert results == [b"HTTP/1.1 200 OK"] * 40
+    assert sorted(r["path"] for r in backend.seen) == sorted(f"/n{i}" for i in range(40))
