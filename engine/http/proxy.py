@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Callable
 
 import gevent
+from gevent import socket as gsocket
 
 from passerelle.engine.balance.persistence import (
     find_cookie,
@@ -74,7 +75,7 @@ from passerelle.engine.stats.counters import (
     WIDTH,
 )
 from passerelle.engine.tls.contexts import server_hostname_for, server_name
-from passerelle.engine.tls.handshake import ClientHandshake
+from passerelle.engine.tls.handshake import AcceptedTls, ClientHandshake
 
 log = logging.getLogger(__name__)
 
@@ -265,24 +266,12 @@ class HttpProxyConnection:
 
         Runs in the event loop, as the acceptor's callback: nothing here waits.
         """
-        tls_server = self.service.tls_server
-        if tls_server is None:
-            Lane(self)
-            return
-        try:
-            self.sock = tls_server.wrap_socket(
-                self.sock, server_side=True, do_handshake_on_connect=False
+        if self.tls:
+            ClientHandshake(
+                self.sock, self.vs.header_timeout, self._handshake_done, self._handshake_failed
             )
-        except OSError as exc:
-            self._handshake_failed(str(exc))
-            return
-        if self.sock._sslobj is None:  # type: ignore[attr-defined]
-            # gevent makes no TLS state for a socket that is no longer connected
-            self._handshake_failed("the client is gone")
-            return
-        ClientHandshake(
-            self.sock, self.vs.header_timeout, self._handshake_done, self._handshake_failed
-        )
+        else:
+            Lane(self)
 
     def _handshake_done(self) -> None:
         self.send = sender(self.sock)
@@ -944,26 +933,35 @@ def handle_http(
     ctx: WorkerContext,
     idle: IdlePool,
     service: ServiceRuntime,
-    sock: socket.socket,
+    fd: int,
+    family: int,
     peer: tuple,
     current: Callable[[], ServiceRuntime | None],
 ) -> None:
-    """Serve one client connection; ``current`` returns the listener's service as now configured."""
+    """Serve one client connection, just accepted on descriptor ``fd``; ``current`` returns the
+    listener's service as now configured. Runs in the event loop."""
     vs = service.model
     row = ctx.row
     base = service.slot * WIDTH
     if vs.max_connections and ctx.table.value(service.slot, ACTIVE) >= vs.max_connections:
-        # One attempt, never a wait (this runs in the event loop): a new connection's send
-        # buffer is empty.
-        with contextlib.suppress(OSError):
+        # One attempt, never a wait: a new connection's send buffer is empty.
+        with (
+            gsocket.socket(family, socket.SOCK_STREAM, fileno=fd) as sock,
+            contextlib.suppress(OSError),
+        ):
             sock._sock.send(error_response(503, "Too many connections to this service.\n"))  # type: ignore[attr-defined]
-        sock.close()
         return
+    tls = service.tls_server
+    if tls is None:
+        sock = gsocket.socket(family, socket.SOCK_STREAM, fileno=fd)
+    else:
+        sock = AcceptedTls(fd, family, tls)
     row[base + ACTIVE] += 1
     row[base + TOTAL] += 1
     try:
         connection = HttpProxyConnection(ctx, idle, service, sock, peer, current)
     except BaseException:
         row[base + ACTIVE] -= 1
+        sock.close()
         raise
     connection.serve()  # the connection takes its ACTIVE count down when it closes

@@ -22,6 +22,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
+from gevent import socket as gsocket  # noqa: E402
 
 from passerelle.engine.http.proxy import handle_http  # noqa: E402
 from passerelle.engine.http.upstream import IdlePool  # noqa: E402
@@ -172,15 +173,15 @@ class Worker:
         def handle(fd: int, peer: tuple) -> None:
             # Called by the acceptor in the event loop: HTTP connections live in callbacks
             # from here on; an L4 connection dials its server from a greenlet of its own.
-            sock = socket.socket(family, socket.SOCK_STREAM, fileno=fd)
             service = self.services.get(key)
             if service is None:
-                sock.close()
+                os.close(fd)
             elif service.model.mode == "http":
                 handle_http(
-                    self.ctx, self.idle, service, sock, peer, lambda: self.services.get(key)
+                    self.ctx, self.idle, service, fd, family, peer, lambda: self.services.get(key)
                 )
             else:
+                sock = gsocket.socket(family, socket.SOCK_STREAM, fileno=fd)
                 gevent.spawn(_serve_tcp, self.ctx, service, sock, peer)
 
         return handle
