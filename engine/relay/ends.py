@@ -1,4 +1,4 @@
-"""The two ends of a TCP relay: passing a half-close on, closing, resetting, taking ownership."""
+"""The two ends of a TCP relay: passing a half-close on, closing, resetting."""
 
 from __future__ import annotations
 
@@ -33,14 +33,3 @@ def close_both(client: socket.socket, server: socket.socket, reset: bool) -> Non
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_LINGER)
         with contextlib.suppress(OSError):
             sock.close()
-
-
-def take_over(sock: socket.socket) -> socket.socket:
-    """A new socket object on the same connection, for a relay that outlives its caller.
-
-    The worker closes the socket object it handed to an L4 handler when the handler returns
-    (as gevent's StreamServer does); the connection lives on through the new object.
-    """
-    if type(sock) is not gsocket.socket:
-        return sock  # a TLS wrapper already detached the accepted object
-    return gsocket.socket(sock.family, sock.type, fileno=sock.detach())

@@ -70,7 +70,7 @@ def start_relay(
     """Relay in the background and return at once; the relay owns both sockets from now on.
 
     ``on_end(up, down)`` is called once, after both sockets are closed. The caller must keep
-    nothing else from closing the sockets (see ``ends.take_over``).
+    nothing else from closing the sockets.
     """
     if can_splice(client, server):
         SpliceRelay(client, server, idle_timeout, on_bytes, on_end).start()

@@ -7,14 +7,15 @@ import logging
 import socket
 
 import gevent
+from gevent import socket as gsocket
 
-from passerelle.engine.relay.ends import take_over
 from passerelle.engine.relay.tcp import connect, start_relay
 from passerelle.engine.runtime.context import WorkerContext, client_ip
 from passerelle.engine.runtime.pools import ServerRuntime
 from passerelle.engine.runtime.services import PoolRoute, ServiceRuntime
 from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, FAILURES, TOTAL, WIDTH
 from passerelle.engine.tls.contexts import server_hostname_for, server_name
+from passerelle.engine.tls.handshake import AcceptedTls, ClientHandshake
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +30,58 @@ def reset(sock: socket.socket) -> None:
     sock.close()
 
 
+def accept_tcp(
+    ctx: WorkerContext, service: ServiceRuntime, fd: int, family: int, peer: tuple
+) -> None:
+    """A new client connection on descriptor ``fd``, in the event loop.
+
+    Over the service's connection limit it is reset at once. With TLS offload the handshake
+    runs from callbacks first (``engine/tls/handshake.py``); then a greenlet dials a real
+    server and starts the relay (``handle_tcp``).
+    """
+    vs = service.model
+    if vs.max_connections and ctx.table.value(service.slot, ACTIVE) >= vs.max_connections:
+        reset(gsocket.socket(family, socket.SOCK_STREAM, fileno=fd))
+        return
+    row = ctx.row
+    vs_base = service.slot * WIDTH
+    if service.tls_server is None:
+        sock = gsocket.socket(family, socket.SOCK_STREAM, fileno=fd)
+    else:
+        sock = AcceptedTls(fd, family, service.tls_server)
+    # Counted from here: a connection in its handshake counts against the limit.
+    row[vs_base + ACTIVE] += 1
+    row[vs_base + TOTAL] += 1
+    if service.tls_server is None:
+        gevent.spawn(handle_tcp, ctx, service, sock, peer)
+        return
+
+    def handshake_done() -> None:
+        gevent.spawn(handle_tcp, ctx, service, sock, peer)
+
+    def handshake_failed(reason: str) -> None:
+        log.debug("%s: TLS handshake with %s failed: %s", vs.name, peer, reason)
+        row[vs_base + ACTIVE] -= 1
+        sock.close()
+
+    ClientHandshake(sock, vs.header_timeout, handshake_done, handshake_failed)
+
+
 def handle_tcp(
     ctx: WorkerContext, service: ServiceRuntime, sock: socket.socket, peer: tuple
 ) -> None:
-    """Serve one client connection: connect it to a real server and start relaying.
+    """Connect a counted client connection (past its TLS handshake, if any) to a real server
+    and start relaying.
 
     Returns once the relay runs: the relay lives in the event loop (or, for TLS, in a greenlet
-    of its own) and gives the active counts back when it ends.
+    of its own), owns the sockets and gives the active counts back when it ends.
     """
     vs = service.model
     row = ctx.row
     vs_base = service.slot * WIDTH
-    if vs.max_connections and ctx.table.value(service.slot, ACTIVE) >= vs.max_connections:
-        reset(sock)
-        return
-    row[vs_base + ACTIVE] += 1
-    row[vs_base + TOTAL] += 1
     relaying = False
     try:
-        sni = None
-        if service.tls_server is not None:
-            with gevent.Timeout(vs.header_timeout):
-                sock = service.tls_server.wrap_socket(sock, server_side=True)
-            sni = server_name(sock)
+        sni = server_name(sock) if service.tls_server is not None else None
         found = open_server(ctx, service, client_ip(peer), sni)
         if found is None:
             reset(sock)
@@ -71,7 +101,7 @@ def handle_tcp(
             row[vs_base + ACTIVE] -= 1
 
         try:
-            start_relay(take_over(sock), upstream, vs.idle_timeout, count, ended)
+            start_relay(sock, upstream, vs.idle_timeout, count, ended)
         except BaseException:
             row[s_base + ACTIVE] -= 1
             upstream.close()
@@ -79,10 +109,10 @@ def handle_tcp(
         relaying = True
     except (OSError, gevent.Timeout) as exc:
         log.debug("%s: connection from %s ended: %s", vs.name, peer, exc)
-        sock.close()
     finally:
-        if not relaying:
+        if not relaying:  # the relay owns the socket once it runs; until then, this does
             row[vs_base + ACTIVE] -= 1
+            sock.close()
 
 
 def open_server(

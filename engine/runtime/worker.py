@@ -22,7 +22,6 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
-from gevent import socket as gsocket  # noqa: E402
 
 from passerelle.engine.http.proxy import handle_http  # noqa: E402
 from passerelle.engine.http.upstream import IdlePool  # noqa: E402
@@ -32,7 +31,7 @@ from passerelle.engine.model.config import Config  # noqa: E402
 from passerelle.engine.relay.udp import UdpService  # noqa: E402
 from passerelle.engine.runtime.context import WorkerContext  # noqa: E402
 from passerelle.engine.runtime.control import Channel, Message  # noqa: E402
-from passerelle.engine.runtime.l4 import handle_tcp  # noqa: E402
+from passerelle.engine.runtime.l4 import accept_tcp  # noqa: E402
 from passerelle.engine.runtime.services import (  # noqa: E402
     ListenerKey,
     ServiceRuntime,
@@ -181,8 +180,7 @@ class Worker:
                     self.ctx, self.idle, service, fd, family, peer, lambda: self.services.get(key)
                 )
             else:
-                sock = gsocket.socket(family, socket.SOCK_STREAM, fileno=fd)
-                gevent.spawn(_serve_tcp, self.ctx, service, sock, peer)
+                accept_tcp(self.ctx, service, fd, family, peer)
 
         return handle
 
@@ -193,17 +191,6 @@ class Worker:
             udp.stop()
         self.idle.close_all()
         os._exit(0)
-
-
-def _serve_tcp(
-    ctx: WorkerContext, service: ServiceRuntime, sock: socket.socket, peer: tuple
-) -> None:
-    """An L4 connection, in its greenlet; the socket object it was accepted as is closed when
-    the handler returns (a relay that carries on has taken the descriptor over)."""
-    try:
-        handle_tcp(ctx, service, sock, peer)
-    finally:
-        sock.close()
 
 
 def main(argv: list[str] | None = None) -> None:

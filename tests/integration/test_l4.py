@@ -303,3 +303,45 @@ def test_active_counts_come_back_however_relays_end(engine, started):
     assert row["total"] == 6
     assert (row["bytes_in"], row["bytes_out"]) == (6 * 4, 6 * (2 + 4))
     assert engine.server_stats("ends", f"127.0.0.1:{echo.port}")["active"] == 0
+
+
+def test_tls_offload_counts_a_handshake_in_progress_and_cuts_a_stalled_one_off(engine, started):
+    ca = Authority.create("L4 Offload CA")
+    front_cert, front_key = ca.issue("front.test", ["front.test"])
+    echo = started(GreetingEcho("plain"))
+    port = free_port()
+    config = tcp_service(
+        "offload-stall",
+        port,
+        [echo.port],
+        health={"type": "none"},
+        tls={"certificates": ["front"]},
+        header_timeout=1,
+    )
+    config["certificates"] = [{"name": "front", "cert_pem": front_cert, "key_pem": front_key}]
+    engine.apply(config)
+    stalled = socket.create_connection(("127.0.0.1", port))
+    try:
+        # The silent client is counted while its handshake waits...
+        deadline = time.monotonic() + 5
+        while next(s for s in engine.stats() if s["name"] == "offload-stall")["active"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # ...and holds up no one: a real client's handshake and relay go through meanwhile.
+        client_tls = ssl.create_default_context(cadata=ca.cert_pem)
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            client_tls.wrap_socket(raw, server_hostname="front.test") as tls_sock,
+        ):
+            assert tls_sock.recv(64) == b"plain\n"
+            tls_sock.sendall(b"through")
+            assert tls_sock.recv(64) == b"through"
+        # The header timeout (1 s) bounds the handshake: the engine closes the silent one.
+        stalled.settimeout(5)
+        assert stalled.recv(64) == b""
+    finally:
+        stalled.close()
+    deadline = time.monotonic() + 5
+    while next(s for s in engine.stats() if s["name"] == "offload-stall")["active"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)

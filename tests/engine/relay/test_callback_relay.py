@@ -14,7 +14,6 @@ import pytest
 from gevent import socket as gsocket
 
 from passerelle.engine.relay import spliced, tcp
-from passerelle.engine.relay.ends import take_over
 
 pytestmark = pytest.mark.skipif(not tcp.pipes.AVAILABLE, reason="no os.splice")
 
@@ -39,10 +38,7 @@ class Joined:
         back.close()
         self.counted = [0, 0]
         self.ended = gevent.event.AsyncResult()
-        relayed = take_over(accepted)
-        tcp.start_relay(relayed, upstream, idle_timeout, self._count, self._end)
-        # What an accepting server does when its handler returns: the relay must not care.
-        accepted.close()
+        tcp.start_relay(accepted, upstream, idle_timeout, self._count, self._end)
 
     def _count(self, up: int, down: int) -> None:
         self.counted[0] += up
