@@ -1,5 +1,3 @@
-import sys
+from passerelle.cli import run
 
-from passerelle.cli import main
-
-sys.exit(main())
+run()

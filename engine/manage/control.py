@@ -16,12 +16,12 @@ its OS thread, which suits a short-lived command (a gevent process calls it from
 
 from __future__ import annotations
 
-# `_socket`, not `socket`; not `typing` nor `dataclasses` at run time: with the modules they pull
-# in (the socket module converts every constant to an enum on import) they would cost the
-# command more than the engine spends applying its file.
+# `_socket`, not `socket`; not `typing`, `dataclasses` nor `pathlib` at run time: with the
+# modules they pull in (the socket module converts every constant to an enum on import) they
+# would cost the command more than the engine spends applying its file.
 import _socket
 import json
-from pathlib import Path
+import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,11 +95,11 @@ class NoAnswer(Exception):
     """The engine took the request but gave no usable answer: its outcome is unknown."""
 
 
-def connect(path: Path) -> _socket.socket:
+def connect(path: str | os.PathLike[str]) -> _socket.socket:
     """A connection to the engine serving the store, or NoEngine."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
+        sock.connect(os.fspath(path))
     except OSError as exc:
         # Whatever the reason (no socket, a stale one, not ours to use, a path too long), the
         # engine received nothing: doing the work in the command instead is always safe.

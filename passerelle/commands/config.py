@@ -12,16 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import contextmanager
-from pathlib import Path
 
 from passerelle.cli import ArgumentParser, CommandError
 from passerelle.engine.manage import control
-from passerelle.engine.manage.location import DEFAULT_PATH, PATH_ENV, control_path, store_path
+from passerelle.engine.manage.location import DEFAULT_PATH, PATH_ENV, control_socket, store_path
 
-TYPE_CHECKING = False  # `typing` itself costs `config apply` a few milliseconds
+# Neither `typing` nor `contextlib` nor `pathlib` at run time: each costs `config apply` a
+# millisecond or more before it has done anything.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from contextlib import AbstractContextManager
     from typing import Any
 
     from passerelle.engine.manage.store import ConfigStore
@@ -105,17 +106,22 @@ def _db_help() -> str:
     return f"configuration database (default: ${PATH_ENV} or {DEFAULT_PATH})"
 
 
-@contextmanager
-def _open_store(args: argparse.Namespace) -> Iterator[ConfigStore]:
+def _open_store(args: argparse.Namespace) -> AbstractContextManager[ConfigStore]:
     """The store named by --db, closed afterwards; its errors end the command with their
     message rather than a traceback."""
+    from contextlib import contextmanager
+
     from passerelle.engine.manage.store import ConfigStore, StoreError
 
-    try:
-        with ConfigStore(store_path(getattr(args, "db", None))) as store:
-            yield store
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
+    @contextmanager
+    def opened() -> Iterator[ConfigStore]:
+        try:
+            with ConfigStore(store_path(getattr(args, "db", None))) as store:
+                yield store
+        except StoreError as exc:
+            raise CommandError(str(exc)) from None
+
+    return opened()
 
 
 def _author(args: argparse.Namespace) -> str:
@@ -182,7 +188,8 @@ def _read(file: str) -> tuple[str, bytes]:
     """(the name that messages use for the file, its bytes)."""
     if file == STDIN:
         return control.STDIN_NAME, sys.stdin.buffer.read()
-    return file, Path(file).read_bytes()
+    with open(file, "rb") as stream:
+        return file, stream.read()
 
 
 def _apply_through_engine(
@@ -190,7 +197,7 @@ def _apply_through_engine(
 ) -> control.Outcome | None:
     """The outcome of the engine running on the store applying the file; None when no engine
     listens on the store's control socket."""
-    path = control_path(store_path(getattr(args, "db", None)))
+    path = control_socket(getattr(args, "db", None))
     try:
         connection = control.connect(path)
     except control.NoEngine:

@@ -4,12 +4,16 @@ errors without a sub-command still list every command."""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from passerelle.cli import COMMANDS
+import pytest
+
+from passerelle import cli
+from passerelle.cli import COMMANDS, main
 from passerelle.engine.manage.store import ConfigStore
 
 # Loaded by other commands only; each costs a noticeable part of a command's start.
@@ -104,3 +108,27 @@ def test_a_sub_command_keeps_its_own_help_and_options() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: passerelle config apply")
     assert "--expect-version" in done.stdout
+
+
+def test_the_program_exits_with_the_status_of_its_command(tmp_path: Path) -> None:
+    done = run("config", "validate", str(tmp_path / "missing.yaml"))
+    assert done.returncode == 1
+    assert "cannot read" in done.stderr
+
+
+def test_only_the_program_freezes_the_collector_on_its_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = str(tmp_path / "missing.yaml")
+    frozen = gc.get_freeze_count()
+    assert main(["config", "validate", missing]) == 1
+    assert gc.get_freeze_count() == frozen  # a caller that goes on keeps its collector
+
+    monkeypatch.setattr(sys, "argv", ["passerelle", "config", "validate", missing])
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.run()
+        assert exit_.value.code == 1
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()

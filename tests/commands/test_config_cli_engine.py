@@ -34,6 +34,13 @@ sys.exit(code)
 """
 
 
+# The same, with the modules the command's way through an engine does without made unimportable
+# (the editable install's import hook has loaded pathlib already, so listing would prove nothing).
+RUN_WITHOUT_PATHLIB = (
+    'import sys\nsys.modules["pathlib"] = sys.modules["contextlib"] = None\n' + RUN_AND_LIST_MODULES
+)
+
+
 class Result:
     def __init__(self, done: subprocess.CompletedProcess[str]) -> None:
         self.returncode = done.returncode
@@ -46,9 +53,15 @@ class Result:
         return self.returncode, self.stdout, self.stderr
 
 
-def config_apply(db: Path, *args: str, stdin: str | None = None, cwd: Path | None = None) -> Result:
+def config_apply(
+    db: Path,
+    *args: str,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    script: str = RUN_AND_LIST_MODULES,
+) -> Result:
     done = subprocess.run(
-        [sys.executable, "-c", RUN_AND_LIST_MODULES, "config", "apply", *args, "--db", str(db)],
+        [sys.executable, "-c", script, "config", "apply", *args, "--db", str(db)],
         capture_output=True,
         text=True,
         input=stdin,
@@ -110,6 +123,17 @@ def test_the_engine_applies_the_file_and_traffic_has_moved_when_the_command_retu
 
     again = config_apply(engine.db, str(path))
     assert again.shown == (0, f"unchanged, version {before + 2}\n", "")
+
+
+def test_the_way_through_the_engine_needs_neither_pathlib_nor_contextlib(
+    engine: EngineProcess, servers: Servers, tmp_path: Path
+) -> None:
+    port = free_port()
+    before = engine.store.latest_number()
+    path = write(tmp_path, "a.json", site(port, servers.http("first")))
+    done = config_apply(engine.db, str(path), script=RUN_WITHOUT_PATHLIB)
+    assert done.shown == (0, f"applied version {before + 1}\n", ""), done.stderr
+    assert served_by(port) == "first"
 
 
 def test_a_file_from_standard_input_goes_through_the_engine_too(
