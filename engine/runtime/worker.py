@@ -169,6 +169,9 @@ class Worker:
         return UdpCounters(self.ctx.row, lambda: self.services.get(key))
 
     def _tcp_handler(self, key: ListenerKey, family: int):
+        def current() -> ServiceRuntime | None:  # one per listener, not one per connection
+            return self.services.get(key)
+
         def handle(fd: int, peer: tuple) -> None:
             # Called by the acceptor in the event loop: HTTP connections live in callbacks
             # from here on; an L4 connection dials its server from a greenlet of its own.
@@ -177,9 +180,7 @@ class Worker:
             if service is None:
                 sock.close()
             elif service.model.mode == "http":
-                handle_http(
-                    self.ctx, self.idle, service, sock, peer, lambda: self.services.get(key)
-                )
+                handle_http(self.ctx, self.idle, service, sock, peer, current)
             else:
                 gevent.spawn(_serve_tcp, self.ctx, service, sock, peer)
 
