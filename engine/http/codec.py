@@ -130,6 +130,10 @@ class Upgraded:
 
 Event = RequestHead | ResponseHead | Body | EndOfMessage | Upgraded
 
+# What an idle reader holds instead of the finished message's lists (see _clear_message);
+# immutable, so a stray append between messages fails loudly instead of leaking into others.
+_NO_ITEMS: tuple = ()
+
 # Reader states. Everything from _DONE on bypasses llhttp.
 _IDLE = 0  # between messages
 _HEAD = 1  # inside a head
@@ -401,8 +405,10 @@ class RequestReader(_Reader):
         if not events and self._state == _IDLE:
             # Between requests llhttp holds nothing a fresh parser lacks, and a parser with its
             # bound callbacks is ~0.9 KB on each of thousands of idle keep-alive connections:
-            # drop it; the next request's bytes make a new one (~0.7 µs).
+            # drop it; the next request's bytes make a new one (~0.7 µs). The lists of the
+            # finished message are made anew when the next one begins: let them go too.
             self._parser = None
+            self._headers = self._connection = _NO_ITEMS  # type: ignore[assignment]
         return event
 
     def feed(self, data: bytes) -> None:

@@ -944,3 +944,15 @@ def test_pipelined_requests_keep_the_parser_until_the_last_is_read() -> None:
     assert reader.next_event() is END_OF_MESSAGE
     reader.feed(b"GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
     assert reader.next_event().target == b"/c"
+
+
+def test_idle_reader_reads_headers_and_connection_options_of_the_next_request() -> None:
+    reader = RequestReader()
+    reader.feed(b"GET /a HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+    first = reader.next_event()
+    assert reader.next_event() is END_OF_MESSAGE
+    reader.feed(b"GET /b HTTP/1.1\r\nHost: b\r\nConnection: x-opt\r\nX-A: 1\r\n\r\n")
+    second = reader.next_event()
+    assert first.headers == [(b"Host", b"a"), (b"Connection", b"keep-alive")]
+    assert second.headers == [(b"Host", b"b"), (b"Connection", b"x-opt"), (b"X-A", b"1")]
+    assert second.connection == [b"x-opt"]
