@@ -18,7 +18,8 @@ import socket
 import ssl
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 import gevent
 from gevent import socket as gsocket
@@ -41,7 +42,7 @@ from passerelle.engine.http.codec import (
 )
 from passerelle.engine.http.lane import Lane
 from passerelle.engine.http.rules import RequestFacts, normalise_host
-from passerelle.engine.http.sockio import sender
+from passerelle.engine.http.sockio import send_all
 from passerelle.engine.http.upstream import (
     IdlePool,
     PoolKey,
@@ -90,6 +91,7 @@ IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 # refusal before the client reads it.
 LINGER_TIME = 1.0
 LINGER_BYTES = 256 * 1024
+NO_PINS: Mapping[str, ServerConnection] = MappingProxyType({})
 
 
 class ClientGone(Exception):
@@ -148,7 +150,6 @@ class HttpProxyConnection:
         "plan",
         "reader",
         "responded",
-        "send",
         "service",
         "sni",
         "sock",
@@ -175,14 +176,14 @@ class HttpProxyConnection:
         self.plan = _header_plan(service)
         self.sock = sock
         self.accepted_base = service.slot * WIDTH  # where this connection is counted as active
-        self.send = sender(sock)
         self.timeout: float | None = None  # what sock.settimeout() was last given
         self.client_ip = client_ip(peer)
         self.tls = service.tls_server is not None
         self.sni: str | None = None
         self.reader = RequestReader()
         # NTLM/Negotiate: pool id -> the server connection this client authenticated on
-        self.pinned: dict[str, ServerConnection] = {}
+        # (shared and empty until a pin is made: most clients never authenticate that way)
+        self.pinned: Mapping[str, ServerConnection] = NO_PINS
         # Progress of the request in flight, which decides whether a failed server connection
         # can be retried on another one and what the client can still be told.
         self.consumed = False  # the client's request message was read to its end
@@ -204,6 +205,9 @@ class HttpProxyConnection:
             raise ClientGone(str(exc)) from exc
         self.ctx.row[self.service.slot * WIDTH + BYTES_IN] += len(data)
         return data
+
+    def send(self, data: bytes) -> None:
+        send_all(self.sock, data)
 
     def _send_client(self, data: bytes) -> None:
         try:
@@ -274,7 +278,6 @@ class HttpProxyConnection:
             Lane(self)
 
     def _handshake_done(self) -> None:
-        self.send = sender(self.sock)
         self.timeout = self.sock.gettimeout()
         self.sni = server_name(self.sock)
         Lane(self)
@@ -306,10 +309,15 @@ class HttpProxyConnection:
     def _close(self) -> None:
         for conn in self.pinned.values():
             conn.close()
-        self.pinned.clear()
+        self.pinned = NO_PINS
         with contextlib.suppress(OSError):
             self.sock.close()
         self.ctx.row[self.accepted_base + ACTIVE] -= 1
+
+    def _unpin(self, pool_id: str) -> None:
+        pins = dict(self.pinned)
+        del pins[pool_id]
+        self.pinned = pins or NO_PINS
 
     def _follow_reload(self) -> bool:
         """Each request sees the latest configuration; False if the service is gone."""
@@ -430,7 +438,7 @@ class HttpProxyConnection:
             if pinned.server.state != "disabled" and pinned.server.healthy:
                 return pinned, False
             pinned.close()
-            del self.pinned[pool.id]
+            self._unpin(pool.id)
         set_cookie = pool.persistence.mode == "active_cookie"
         replayable = head.method in IDEMPOTENT and not (head.chunked or head.content_length)
         for _ in range(CONNECT_ATTEMPTS):
@@ -599,7 +607,7 @@ class HttpProxyConnection:
     def _drop(self, route: PoolRoute, conn: ServerConnection) -> None:
         conn.close()
         if self.pinned.get(route.pool.id) is conn:
-            del self.pinned[route.pool.id]
+            self._unpin(route.pool.id)
 
     def _discard_body_quietly(self, head: RequestHead) -> None:
         if head.chunked or head.content_length:
@@ -762,7 +770,7 @@ class HttpProxyConnection:
         if not held and (auth or any_connection_auth(response.get_all(b"www-authenticate"))):
             # NTLM/Negotiate authenticate the connection: from now on it serves only this
             # client, for as long as both connections live.
-            self.pinned[pool_id] = conn
+            self.pinned = {**self.pinned, pool_id: conn}
             held = True
         keep, reusable = self._relay_response(
             head, response, route, conn, set_cookie, head.keep_alive and complete

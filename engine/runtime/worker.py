@@ -169,6 +169,9 @@ class Worker:
         return UdpCounters(self.ctx.row, lambda: self.services.get(key))
 
     def _tcp_handler(self, key: ListenerKey, family: int):
+        def current() -> ServiceRuntime | None:  # one per listener, not one per connection
+            return self.services.get(key)
+
         def handle(fd: int, peer: tuple) -> None:
             # Called by the acceptor in the event loop: HTTP connections live in callbacks
             # from here on; an L4 connection dials its server from a greenlet of its own.
@@ -176,9 +179,7 @@ class Worker:
             if service is None:
                 os.close(fd)
             elif service.model.mode == "http":
-                handle_http(
-                    self.ctx, self.idle, service, fd, family, peer, lambda: self.services.get(key)
-                )
+                handle_http(self.ctx, self.idle, service, fd, family, peer, current)
             else:
                 accept_tcp(self.ctx, service, fd, family, peer)
 

@@ -92,9 +92,6 @@ def server_context(
     ``context_class`` defaults to ``ssl.SSLContext`` as it is at call time (gevent's once
     monkey-patched); pass ``gevent.ssl.SSLContext`` to use gevent without patching.
     """
-    # Here, not at the top: cryptography's X.509 code loads only where TLS is configured.
-    from passerelle.engine.tls.certificates import leaf_dns_names
-
     cls = context_class or ssl.SSLContext
     contexts: dict[str, ssl.SSLContext] = {}
     entries: list[tuple[str, tuple[str, ...]]] = []
@@ -104,7 +101,7 @@ def server_context(
         cert = _lookup(certificates, name)
         # Certificates were checked whole when the configuration was validated; OpenSSL
         # checks the pair again on loading. Only the names are needed here.
-        entries.append((name, leaf_dns_names(cert.cert_pem)))
+        entries.append((name, sni_names(cert.cert_pem)))
         contexts[name] = _offload_context(cls, offload, cert)
     default = contexts[offload.certificates[0]]
     default.sni_callback = _sni_callback(SNITable(entries), contexts)
@@ -186,6 +183,39 @@ def server_hostname_for(
     if name is None and reencrypt.verify:
         return server_address
     return name
+
+
+def sni_names(cert_pem: str) -> tuple[str, ...]:
+    """The names a certificate answers SNI for: ``certificates.leaf_dns_names``, read by OpenSSL.
+
+    Workers build contexts on every snapshot: calling cryptography's X.509 code there would
+    fault in megabytes of its library in each worker only to read a few names. CPython's own
+    certificate decoder is private, so without it, or when it refuses the PEM, cryptography
+    reads the names (and reports what is wrong).
+    """
+    decode = getattr(ssl._ssl, "_test_decode_cert", None)  # type: ignore[attr-defined]
+    if decode is not None:
+        try:
+            with _memory_file(cert_pem) as path:
+                return _decoded_names(decode(path))
+        except (ssl.SSLError, OSError, ValueError, TypeError):
+            pass
+    # Here, not at the top: cryptography's X.509 code loads only where TLS is configured.
+    from passerelle.engine.tls.certificates import leaf_dns_names
+
+    return leaf_dns_names(cert_pem)
+
+
+def _decoded_names(decoded: dict[str, Any]) -> tuple[str, ...]:
+    """SAN dNSNames lowercased; the subject CN only for a certificate without a SAN at all."""
+    san = decoded.get("subjectAltName")
+    if san is None:
+        for rdn in decoded.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return (value.lower(),) if value else ()
+        return ()
+    return tuple(value.lower() for kind, value in san if kind == "DNS")
 
 
 def _lookup(certificates: Mapping[str, Certificate], name: str) -> Certificate:

@@ -919,3 +919,40 @@ def test_response_reader_reset_after_error() -> None:
     events = feed_all(reader, resp(b"Content-Length: 0\r\n"))
     assert isinstance(events[0], ResponseHead)
     assert events[1:] == [END_OF_MESSAGE]
+
+
+def test_idle_keep_alive_reader_holds_no_parser_and_reads_the_next_request() -> None:
+    reader = RequestReader()
+    for path in (b"/one", b"/two"):
+        reader.feed(b"GET " + path + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        head = reader.next_event()
+        assert isinstance(head, RequestHead) and head.target == path
+        assert reader.next_event() is END_OF_MESSAGE
+        assert reader._parser is None  # dropped between requests, made again by the next
+    reader.feed(b"GET /three HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /x HTTP/1.1\r\n")
+    assert reader.next_event().target == b"/three"
+    assert reader.next_event() is END_OF_MESSAGE
+    assert reader.next_event() is None  # bytes after the last request stay ignored
+
+
+def test_pipelined_requests_keep_the_parser_until_the_last_is_read() -> None:
+    reader = RequestReader()
+    reader.feed(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert reader.next_event().target == b"/a"
+    assert reader.next_event() is END_OF_MESSAGE
+    assert reader.next_event().target == b"/b"
+    assert reader.next_event() is END_OF_MESSAGE
+    reader.feed(b"GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert reader.next_event().target == b"/c"
+
+
+def test_idle_reader_reads_headers_and_connection_options_of_the_next_request() -> None:
+    reader = RequestReader()
+    reader.feed(b"GET /a HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+    first = reader.next_event()
+    assert reader.next_event() is END_OF_MESSAGE
+    reader.feed(b"GET /b HTTP/1.1\r\nHost: b\r\nConnection: x-opt\r\nX-A: 1\r\n\r\n")
+    second = reader.next_event()
+    assert first.headers == [(b"Host", b"a"), (b"Connection", b"keep-alive")]
+    assert second.headers == [(b"Host", b"b"), (b"Connection", b"x-opt"), (b"X-A", b"1")]
+    assert second.connection == [b"x-opt"]

@@ -8,7 +8,7 @@ import gevent
 import pytest
 from gevent import socket as gsocket
 
-from passerelle.engine.http.sockio import sender
+from passerelle.engine.http.sockio import send_all, sender
 from passerelle.engine.tls.certificates import make_self_signed
 
 
@@ -76,3 +76,9 @@ def test_tls_socket_keeps_its_own_sendall() -> None:
     send(b"hello")
     job.get(timeout=10)
     assert received == [b"hello"]
+
+
+def test_send_all_keeps_nothing_per_socket_and_delivers() -> None:
+    left, right = _pair()
+    send_all(left, b"ping")
+    assert _drain(right, 4) == b"ping"

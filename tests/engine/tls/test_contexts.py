@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import socket
 import ssl
 import subprocess
@@ -11,9 +13,13 @@ import gevent
 import gevent.socket
 import gevent.ssl
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from passerelle.engine.model import Certificate, TLSOffload, TLSReencrypt
-from passerelle.engine.tls.certificates import Authority, make_self_signed
+from passerelle.engine.tls.certificates import Authority, leaf_dns_names, make_self_signed
 from passerelle.engine.tls.contexts import (
     CIPHER_SETS,
     chosen_certificate,
@@ -22,6 +28,7 @@ from passerelle.engine.tls.contexts import (
     server_hostname_for,
     server_name,
     sni_for,
+    sni_names,
 )
 
 LEGACY_CLIENT = ("-cipher", "DEFAULT:@SECLEVEL=0")  # lets the openssl CLI offer TLS 1.0/1.1
@@ -356,3 +363,59 @@ def test_stdlib_context_under_an_unpatched_gevent_socket() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["two", "two.internal"]
+
+
+def _certificate_pem(common_name: str, san: list[x509.GeneralName] | None) -> str:
+    """A self-signed certificate with exactly the subject and SAN the test asks for."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
+    if san is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    cert = builder.sign(key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize(
+    "common_name, san",
+    [
+        ("Only.CN.Example", None),
+        ("cn.example", [x509.DNSName("A.Example"), x509.DNSName("*.wild.example")]),
+        ("cn.example", [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+        ("cn.example", [x509.DNSName("b.example"), x509.RFC822Name("x@b.example")]),
+    ],
+)
+def test_sni_names_match_the_x509_reading(common_name: str, san: list | None) -> None:
+    pem = _certificate_pem(common_name, san)
+    assert sni_names(pem) == leaf_dns_names(pem)
+
+
+def test_sni_names_read_the_leaf_of_a_chain() -> None:
+    leaf = _certificate_pem("leaf.example", [x509.DNSName("leaf.example")])
+    other = _certificate_pem("other.example", [x509.DNSName("other.example")])
+    assert sni_names(leaf + other) == ("leaf.example",)
+
+
+def test_sni_names_without_the_ssl_decoder_use_cryptography(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delattr(ssl._ssl, "_test_decode_cert")  # type: ignore[attr-defined]
+    pem = _certificate_pem("cn.example", [x509.DNSName("Z.example")])
+    assert sni_names(pem) == ("z.example",)
+
+
+def test_sni_names_need_no_x509_code(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pem = _certificate_pem("cn.example", [x509.DNSName("y.example")])
+
+    def refuse(cert_pem: str) -> tuple[str, ...]:
+        raise AssertionError("cryptography was asked")
+
+    monkeypatch.setattr("passerelle.engine.tls.certificates.leaf_dns_names", refuse)
+    assert sni_names(pem) == ("y.example",)
