@@ -76,7 +76,7 @@ from passerelle.engine.stats.counters import (
     WIDTH,
 )
 from passerelle.engine.tls.contexts import server_hostname_for, server_name
-from passerelle.engine.tls.handshake import AcceptedTls, ClientHandshake
+from passerelle.engine.tls.handshake import ClientHandshake, accepted_socket
 
 log = logging.getLogger(__name__)
 
@@ -959,11 +959,7 @@ def handle_http(
         ):
             sock._sock.send(error_response(503, "Too many connections to this service.\n"))  # type: ignore[attr-defined]
         return
-    tls = service.tls_server
-    if tls is None:
-        sock = gsocket.socket(family, socket.SOCK_STREAM, fileno=fd)
-    else:
-        sock = AcceptedTls(fd, family, tls)
+    sock = accepted_socket(fd, family, service.tls_server)
     row[base + ACTIVE] += 1
     row[base + TOTAL] += 1
     try:

@@ -15,7 +15,7 @@ from passerelle.engine.runtime.pools import ServerRuntime
 from passerelle.engine.runtime.services import PoolRoute, ServiceRuntime
 from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, FAILURES, TOTAL, WIDTH
 from passerelle.engine.tls.contexts import server_hostname_for, server_name
-from passerelle.engine.tls.handshake import AcceptedTls, ClientHandshake
+from passerelle.engine.tls.handshake import ClientHandshake, accepted_socket
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,7 @@ def accept_tcp(
         return
     row = ctx.row
     vs_base = service.slot * WIDTH
-    if service.tls_server is None:
-        sock = gsocket.socket(family, socket.SOCK_STREAM, fileno=fd)
-    else:
-        sock = AcceptedTls(fd, family, service.tls_server)
+    sock = accepted_socket(fd, family, service.tls_server)
     # Counted from here: a connection in its handshake counts against the limit.
     row[vs_base + ACTIVE] += 1
     row[vs_base + TOTAL] += 1

@@ -54,6 +54,14 @@ class AcceptedTls(gssl.SSLSocket):
             raise
 
 
+def accepted_socket(fd: int, family: int, tls_server: gssl.SSLContext | None) -> gsocket.socket:
+    """The socket object for a connection just accepted on ``fd``: plain, or, for a service
+    that offloads TLS, an ``AcceptedTls`` whose handshake is still to run."""
+    if tls_server is None:
+        return gsocket.socket(family, gsocket.SOCK_STREAM, 0, fd)
+    return AcceptedTls(fd, family, tls_server)
+
+
 class ClientHandshake:
     """Completes the server side of the handshake on ``sock`` (a gevent SSLSocket made with
     ``do_handshake_on_connect=False``), then calls ``done()``; on a failure or after

@@ -203,6 +203,19 @@ def test_udp_sessions_per_client_reply_from_the_vip_and_expire(engine, started):
         client.close()
 
 
+def _greeting_and_echo_over_tls(
+    port: int, context: ssl.SSLContext, name: str, payload: bytes
+) -> tuple[bytes, bytes]:
+    """Through a TLS offload to a GreetingEcho: (the greeting, the echo of ``payload``)."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=name) as tls_sock,
+    ):
+        greeting = tls_sock.recv(64)
+        tls_sock.sendall(payload)
+        return greeting, tls_sock.recv(64)
+
+
 def test_tcp_reencrypts_to_verified_servers(engine, started, tmp_path):
     ca = Authority.create("L4 Test CA")
     cert_pem, key_pem = ca.issue("backend.test", ["backend.test"], ["127.0.0.1"])
@@ -271,13 +284,10 @@ def test_tcp_reencrypts_to_verified_servers(engine, started, tmp_path):
     # TLS on both sides: the name the client asked for is the one sent on to the server.
     client_tls = ssl.create_default_context(cadata=ca.cert_pem)
     client_tls.check_hostname = False
-    with (
-        socket.create_connection(("127.0.0.1", offload), timeout=5) as raw,
-        client_tls.wrap_socket(raw, server_hostname="backend.test") as tls_sock,
-    ):
-        assert tls_sock.recv(64) == b"secure\n"
-        tls_sock.sendall(b"both legs")
-        assert tls_sock.recv(64) == b"both legs"
+    assert _greeting_and_echo_over_tls(offload, client_tls, "backend.test", b"both legs") == (
+        b"secure\n",
+        b"both legs",
+    )
     assert names[-1] == "backend.test"
 
 
@@ -329,13 +339,10 @@ def test_tls_offload_counts_a_handshake_in_progress_and_cuts_a_stalled_one_off(e
             time.sleep(0.02)
         # ...and holds up no one: a real client's handshake and relay go through meanwhile.
         client_tls = ssl.create_default_context(cadata=ca.cert_pem)
-        with (
-            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-            client_tls.wrap_socket(raw, server_hostname="front.test") as tls_sock,
-        ):
-            assert tls_sock.recv(64) == b"plain\n"
-            tls_sock.sendall(b"through")
-            assert tls_sock.recv(64) == b"through"
+        assert _greeting_and_echo_over_tls(port, client_tls, "front.test", b"through") == (
+            b"plain\n",
+            b"through",
+        )
         # The header timeout (1 s) bounds the handshake: the engine closes the silent one.
         stalled.settimeout(5)
         assert stalled.recv(64) == b""

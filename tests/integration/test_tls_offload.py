@@ -280,23 +280,6 @@ def _client_context(pki: dict) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(pki["ca_path"]))
 
 
-def _https_get(port: int, pki: dict, path: str) -> dict:
-    """One request on a new, verified TLS connection for www.contoso.com."""
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
-        _client_context(pki).wrap_socket(sock, server_hostname="www.contoso.com") as tls,
-    ):
-        tls.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: www.contoso.com\r\nConnection: close\r\n\r\n".encode()
-        )
-        answer = b""
-        while chunk := tls.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 "), head
-    return json.loads(body)
-
-
 def _closed_by_peer_within(sock: socket.socket, seconds: float) -> bool:
     sock.settimeout(seconds)
     try:
@@ -320,7 +303,7 @@ def test_a_client_stalled_in_its_handshake_is_cut_off_and_does_not_hold_up_other
     partial.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
     try:
         # Both workers keep serving while the two handshakes wait for their bytes.
-        seen = [_https_get(port, pki, f"/during-{i}") for i in range(6)]
+        seen = [curl(port, pki["ca_path"], "www.contoso.com", f"/during-{i}") for i in range(6)]
         assert [s["path"] for s in seen] == [f"/during-{i}" for i in range(6)]
         # The header timeout (1 s) bounds the handshake too.
         assert _closed_by_peer_within(silent, 5)
@@ -339,7 +322,7 @@ def test_plain_http_on_a_tls_port_is_closed_and_the_listener_carries_on(l7, serv
             while chunk := plain.recv(4096):  # times out (and fails) if never closed
                 answer += chunk
         assert b"HTTP/1.1 200" not in answer
-    assert _https_get(port, pki, "/after")["path"] == "/after"
+    assert curl(port, pki["ca_path"], "www.contoso.com", "/after")["path"] == "/after"
     assert [r["path"] for r in backend.seen] == ["/after"]
 
 
