@@ -15,24 +15,19 @@ import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from passerelle.cli import CommandError  # noqa: E402
-from passerelle.engine.ha.node import EXTENSION as HA_EXTENSION  # noqa: E402
-from passerelle.engine.ha.node import HANode  # noqa: E402
 from passerelle.engine.ha.state import DEFAULT_STATE_FILE  # noqa: E402
-from passerelle.engine.manage.applying import apply_action  # noqa: E402
-from passerelle.engine.manage.control_server import ControlServer  # noqa: E402
-from passerelle.engine.manage.files import load_config_file  # noqa: E402
-from passerelle.engine.manage.follow import StoreFollower  # noqa: E402
-from passerelle.engine.manage.licence.enforce import LicenceEnforcer  # noqa: E402
-from passerelle.engine.manage.location import control_path  # noqa: E402
-from passerelle.engine.manage.store import ConfigStore, StoreError  # noqa: E402
-from passerelle.engine.model.errors import ConfigError, validate_config  # noqa: E402
-from passerelle.engine.model.ha import keep_local_ha  # noqa: E402
-from passerelle.engine.runtime.admin import AdminApp, serve_admin  # noqa: E402
 from passerelle.engine.runtime.supervisor import Supervisor  # noqa: E402
-from passerelle.engine.stats.report import prometheus  # noqa: E402
+
+# Only what starts the supervisor is imported above: its workers are forked from it, and every
+# module or object in its memory at that moment is resident again in each worker. The store,
+# the HA node, the licence and the control socket are imported once the workers run.
 
 if TYPE_CHECKING:
+    from passerelle.engine.ha.node import HANode
     from passerelle.engine.manage.api.plane import ManagementPlane
+    from passerelle.engine.manage.control_server import ControlServer
+    from passerelle.engine.manage.follow import StoreFollower
+    from passerelle.engine.manage.store import ConfigStore
 
 log = logging.getLogger("passerelle.engine")
 
@@ -59,6 +54,8 @@ def start_management(
     from passerelle.engine.manage.api.listener import clash
     from passerelle.engine.manage.api.plane import ManagementPlane
     from passerelle.engine.manage.users import UserError
+    from passerelle.engine.runtime.admin import AdminApp
+    from passerelle.engine.stats.report import prometheus
 
     address, port = parse_endpoint(endpoint, "--management")
     used_by = clash(address, port, store.current()[1])
@@ -112,6 +109,9 @@ def start_ha(
     keepalived: str,
 ) -> HANode:
     """The HA side of the engine: it follows every applied configuration's ``ha`` section."""
+    from passerelle.engine.ha.node import EXTENSION as HA_EXTENSION
+    from passerelle.engine.ha.node import HANode
+
     node = HANode(
         store,
         supervisor,
@@ -131,6 +131,10 @@ def start_ha(
 def start_control(store: ConfigStore, follower: StoreFollower) -> ControlServer | None:
     """The control socket beside the store, through which `passerelle config apply` hands its
     file to this engine; None when it cannot be made (the command then stores files itself)."""
+    from passerelle.engine.manage.applying import apply_action
+    from passerelle.engine.manage.control_server import ControlServer
+    from passerelle.engine.manage.location import control_path
+    from passerelle.engine.manage.store import StoreError
 
     def make_live(_: int) -> None:
         try:
@@ -167,25 +171,25 @@ def run_engine(
     keepalived: str = "keepalived",
 ) -> int:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = ConfigStore(db)
-    if config_file is not None:
-        try:
-            config = validate_config(load_config_file(config_file))
-        except ConfigError as exc:
-            raise CommandError(f"{config_file}: {exc}") from None
-        config = keep_local_ha(config, store.current()[1])
-        version = store.apply(config, author="engine", comment=f"from {config_file}")
-        log.info("%s stored as version %d", config_file, version.number)
+    # Workers first (see the imports): they get the configuration once it is stored.
     supervisor = Supervisor(workers=workers, log_level=log_level)
     stopped = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stopped.set)
     supervisor.start()
+    store = None
     admin_server = None
     plane = None
     ha = None
     control = None
     try:
+        from passerelle.engine.manage.follow import StoreFollower
+        from passerelle.engine.manage.licence.enforce import LicenceEnforcer
+        from passerelle.engine.manage.store import ConfigStore
+
+        store = ConfigStore(db)
+        if config_file is not None:
+            store_config_file(store, config_file)
         if management:
             plane, password = start_management(
                 store,
@@ -213,6 +217,8 @@ def run_engine(
                 keepalived,
             )
         if admin:
+            from passerelle.engine.runtime.admin import serve_admin
+
             address, port = parse_endpoint(admin)
             admin_server = serve_admin(supervisor, address, port)
             log.info("admin listener on http://%s:%d/metrics", address, port)
@@ -239,5 +245,21 @@ def run_engine(
         if admin_server is not None:
             admin_server.stop()
         supervisor.stop()
-        store.close()
+        if store is not None:
+            store.close()
     return 0
+
+
+def store_config_file(store: ConfigStore, config_file: Path) -> None:
+    """The engine's ``--config``: validated whole and stored as a new version."""
+    from passerelle.engine.manage.files import load_config_file
+    from passerelle.engine.model.errors import ConfigError, validate_config
+    from passerelle.engine.model.ha import keep_local_ha
+
+    try:
+        config = validate_config(load_config_file(config_file))
+    except ConfigError as exc:
+        raise CommandError(f"{config_file}: {exc}") from None
+    config = keep_local_ha(config, store.current()[1])
+    version = store.apply(config, author="engine", comment=f"from {config_file}")
+    log.info("%s stored as version %d", config_file, version.number)
