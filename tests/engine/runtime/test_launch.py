@@ -84,6 +84,21 @@ def test_a_forked_worker_holds_none_of_the_supervisors_files(engine):
     )
 
 
+def mapped_files(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as f:
+        return {line.split()[-1] for line in f if "/" in line}
+
+
+def test_workers_are_forked_before_the_supervisor_loads_its_store(engine):
+    # What the supervisor holds when it forks is resident again in every worker: the
+    # management side (here the store's SQLite module) must come after.
+    engine.start({"virtual_services": []})
+    sqlite = "_sqlite3."
+    assert any(sqlite in path for path in mapped_files(engine.process.pid))
+    for pid in worker_pids(engine):
+        assert not [path for path in mapped_files(pid) if sqlite in path]
+
+
 def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path):
     # Every worker must see its channel close: none may keep another one's end open.
     engine = EngineProcess(tmp_path, workers=3)
