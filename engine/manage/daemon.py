@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from gevent import monkey
+from passerelle.engine.runtime.lean import skip_plugin_discovery
+
+skip_plugin_discovery()
+
+from gevent import monkey  # noqa: E402
 
 monkey.patch_all()
 

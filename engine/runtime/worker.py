@@ -8,7 +8,11 @@ keep the objects they started with, so nothing established is dropped by a reloa
 
 from __future__ import annotations
 
-from gevent import monkey
+from passerelle.engine.runtime.lean import skip_plugin_discovery
+
+skip_plugin_discovery()
+
+from gevent import monkey  # noqa: E402
 
 monkey.patch_all()
 
