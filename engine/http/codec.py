@@ -389,6 +389,8 @@ class _Reader:
 class RequestReader(_Reader):
     """Reads the requests a client sends on one connection."""
 
+    __slots__ = ()  # one per client connection: no instance dict
+
     _bad = 400
     _too_big = 431
     _what = "request"
@@ -410,6 +412,15 @@ class RequestReader(_Reader):
             self._parser = None
             self._headers = self._connection = _NO_ITEMS  # type: ignore[assignment]
         return event
+
+    def at_rest(self) -> bool:
+        """Between requests with nothing held: from here on it behaves as a new reader would."""
+        return (
+            self._state == _IDLE
+            and self._parser is None
+            and self._error is None
+            and not self._events
+        )
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises HttpError on malformed or hostile input."""

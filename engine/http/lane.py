@@ -27,7 +27,13 @@ import gevent
 from gevent.hub import get_hub
 from gevent.socket import wait_write
 
-from passerelle.engine.http.codec import Body, EndOfMessage, HttpError, RequestHead
+from passerelle.engine.http.codec import (
+    Body,
+    EndOfMessage,
+    HttpError,
+    RequestHead,
+    RequestReader,
+)
 from passerelle.engine.http.upstream import ServerConnection, ServerFailed
 from passerelle.engine.http.wire import is_connection_auth, request_head_bytes
 from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, REQUESTS, TOTAL, WIDTH
@@ -44,7 +50,28 @@ RECV_SIZE = 65536
 # What a client may send while its request is being answered (pipelining) before the lane
 # stops reading from it until the answer is out.
 BACKLOG_LIMIT = 65536
-_READ = 1
+
+# Request readers of client connections between requests wait here for the next connection that
+# sends one: a reader is ~260 bytes, and most of thousands of keep-alive connections are idle at
+# any moment. Bounded, so that a burst of busy connections leaves little behind.
+_spare_readers: list[RequestReader] = []
+SPARE_READERS = 64
+
+
+def _reader_of(proxy: HttpProxyConnection) -> RequestReader:
+    reader = proxy.reader
+    if reader is None:
+        reader = proxy.reader = _spare_readers.pop() if _spare_readers else RequestReader()
+    return reader
+
+
+def _rest(proxy: HttpProxyConnection) -> None:
+    """The client has nothing more in flight: its reader goes back to the spares."""
+    reader = proxy.reader
+    if reader is not None and reader.at_rest():
+        proxy.reader = None
+        if len(_spare_readers) < SPARE_READERS:
+            _spare_readers.append(reader)
 
 
 class _Exchange:
@@ -124,7 +151,10 @@ class Lane:
         self.raw = sock._sock  # type: ignore[attr-defined]
         self.tls = getattr(sock, "_sslobj", None)
         self.loop = loop = get_hub().loop
-        self.watcher = loop.io(sock.fileno(), _READ)
+        # The socket's own read watcher, idle while the lane holds the connection (a greenlet
+        # that takes over waits on it once the lane has stopped it): a second one per
+        # connection would cost 120 bytes on each of thousands of idle connections.
+        self.watcher = sock._read_event  # type: ignore[attr-defined]
         self.timer = None
         self.exchange: _Exchange | None = None
         self.backlog = 0
@@ -137,7 +167,7 @@ class Lane:
     def resume(self) -> None:
         """Take the connection (back) into the event loop and serve what it already sent."""
         self.last = self.loop.now()
-        self.watcher.start(self._client_readable)
+        self.watcher.start(self)
         self._arm(self.proxy.vs.idle_timeout)
         self._next_requests()
 
@@ -182,12 +212,12 @@ class Lane:
             conn.close()
             self.proxy.ctx.row[conn.server.slot * WIDTH + ACTIVE] -= 1
         self._release()
-        self.watcher.close()
-        self.proxy._close()
+        self.proxy._close()  # closes the watcher with the socket
 
     def _hand_over(self, work: Callable[[], bool]) -> None:
         """Let a greenlet carry on with the general code; the connection comes back after."""
         self._release()
+        _reader_of(self.proxy)  # the general code always has one
         gevent.spawn_raw(self._carry_on, work)
 
     def _carry_on(self, work: Callable[[], bool]) -> None:
@@ -208,7 +238,9 @@ class Lane:
             log.exception("%s: client %s", self.proxy.vs.name, self.proxy.client_ip)
             self._close()
 
-    def _client_readable(self) -> None:
+    def __call__(self) -> None:
+        """The client's socket is readable. The lane itself is the watcher's callback: a bound
+        method would be one more object held by every idle connection."""
         self._guarded(self._client_input)
 
     def _server_readable(self) -> None:
@@ -236,7 +268,7 @@ class Lane:
         proxy.ctx.row[proxy.service.slot * WIDTH + BYTES_IN] += len(data)
         self.last = self.loop.now()
         try:
-            proxy.reader.feed(data)
+            _reader_of(proxy).feed(data)
         except HttpError as exc:
             if self.exchange is None:
                 self._refuse(exc)
@@ -269,6 +301,8 @@ class Lane:
         """Serve the requests the client has sent, as far as the lane can."""
         proxy = self.proxy
         reader = proxy.reader
+        if reader is None:  # at rest since the last request
+            return
         while self.exchange is None:
             event = reader.next_event()
             if event is None:
@@ -278,6 +312,8 @@ class Lane:
                     return
                 if reader.in_head():
                     self._hand_over(proxy._serve_slow_head)
+                    return
+                _rest(proxy)
                 return
             if type(event) is not RequestHead:
                 self._refuse(HttpError(400, "unexpected data between requests"))
@@ -489,7 +525,7 @@ class Lane:
             return
         if self.backlog:
             self.backlog = 0
-            self.watcher.start(self._client_readable)
+            self.watcher.start(self)
         self._next_requests()
 
     # -- handing an exchange over -------------------------------------------------------

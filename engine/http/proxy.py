@@ -180,7 +180,8 @@ class HttpProxyConnection:
         self.client_ip = client_ip(peer)
         self.tls = service.tls_server is not None
         self.sni: str | None = None
-        self.reader = RequestReader()
+        # Given by the lane when request bytes arrive, taken back between requests (lane.py).
+        self.reader: RequestReader | None = None
         # NTLM/Negotiate: pool id -> the server connection this client authenticated on
         # (shared and empty until a pin is made: most clients never authenticate that way)
         self.pinned: Mapping[str, ServerConnection] = NO_PINS

@@ -187,3 +187,30 @@ def test_a_client_that_reads_late_gets_every_answer_whole(l7, raw):
         for _ in range(150):
             assert client.response().body == body
         client.close()
+
+
+def test_connections_taking_turns_between_rests_each_get_their_own_answers(l7, raw):
+    # Between requests a connection gives its request reader back; the next request, on this
+    # connection or another, takes one: nothing of one client's request may reach another's.
+    server = raw(serving(lambda m: response(200, m.head.target)))
+    [port] = l7.deploy(l7_service(server))
+    clients = [Stream.connect(port) for _ in range(3)]
+    for turn in range(3):
+        for index, client in enumerate(clients):
+            path = f"/{index}/{turn}"
+            if (index + turn) % 2:  # a head in pieces, with a pause: the greenlet reads it
+                head = f"GET {path} HTTP/1.1\r\nHost: app.test\r\n\r\n".encode()
+                client.send(head[:9])
+                gevent.sleep(0.05)
+                client.send(head[9:])
+                answer = client.response()
+            else:
+                answer = get(client, path)
+            assert answer.status == 200
+            assert answer.body == path.encode()
+    # A request begun on one connection, finished after another connection's whole request.
+    clients[0].send(b"GET /first HTTP/1.1\r\nHo")
+    gevent.sleep(0.05)
+    assert get(clients[1], "/second").body == b"/second"
+    clients[0].send(b"st: app.test\r\n\r\n")
+    assert clients[0].response().body == b"/first"

@@ -956,3 +956,21 @@ def test_idle_reader_reads_headers_and_connection_options_of_the_next_request() 
     assert first.headers == [(b"Host", b"a"), (b"Connection", b"keep-alive")]
     assert second.headers == [(b"Host", b"b"), (b"Connection", b"x-opt"), (b"X-A", b"1")]
     assert second.connection == [b"x-opt"]
+
+
+def test_a_request_reader_is_at_rest_only_between_requests_with_nothing_held():
+    reader = RequestReader()
+    assert reader.at_rest()
+    reader.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo")
+    assert not reader.at_rest()
+    assert isinstance(reader.next_event(), RequestHead)
+    assert reader.next_event() is not None  # the end of /a
+    assert not reader.at_rest()  # /b has begun
+    reader.feed(b"st: x\r\n\r\n")
+    assert reader.next_event().target == b"/b"
+    reader.next_event()
+    assert reader.at_rest()
+    reader.feed(b"GET /c HTTP/1.1\r\nConnection: close\r\nHost: x\r\n\r\n")
+    reader.next_event()
+    reader.next_event()
+    assert not reader.at_rest()  # no request may follow a "close"
