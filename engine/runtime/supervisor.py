@@ -11,9 +11,11 @@ plane's business, so this module imports nothing from it.
 from __future__ import annotations
 
 import _socket
+import base64
 import contextlib
 import logging
 import os
+import pickle
 import shutil
 import socket
 import sys
@@ -52,6 +54,14 @@ from passerelle.engine.stats.counters import (
 log = logging.getLogger("passerelle.supervisor")
 
 FIRST_CHECK_WAIT = 2.0  # a reload waits this long at most for new servers' first health check
+
+
+def _pickled(config: Config) -> str:
+    """The validated configuration as the worker takes it back (``worker.unpickled_config``):
+    as objects, without running pydantic's validators there, which would make ~2.6 MB of
+    pydantic-core's code resident in every worker. Only this supervisor and the workers it
+    started are on the channel."""
+    return base64.b64encode(pickle.dumps(config, pickle.HIGHEST_PROTOCOL)).decode("ascii")
 
 
 class SlotMap:
@@ -250,7 +260,7 @@ class Supervisor:
         return {
             "type": "config",
             "version": self.version,
-            "config": self.config.model_dump(mode="json"),
+            "config": _pickled(self.config),
             "slots": dict(self.slots.slots),
             "accepting": self.accepting,
         }

@@ -17,8 +17,10 @@ from gevent import monkey  # noqa: E402
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import base64  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import pickle  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
@@ -71,6 +73,14 @@ class AuthorityClient:
             )
 
 
+def unpickled_config(text: str) -> Config:
+    """The supervisor's validated configuration (see ``supervisor._pickled``)."""
+    config = pickle.loads(base64.b64decode(text))
+    if not isinstance(config, Config):
+        raise TypeError(f"a configuration snapshot holds {type(config).__name__}")
+    return config
+
+
 class Worker:
     def __init__(self, index: int, table: CounterTable) -> None:
         self.ctx = WorkerContext(index=index, table=table, row=table.row(index))
@@ -98,7 +108,7 @@ class Worker:
         return {"error": f"unknown message {kind!r}"}
 
     def apply(self, message: Message) -> Message:
-        config = Config.model_validate(message["config"])
+        config = unpickled_config(message["config"])
         self.slots = message["slots"]
         try:
             services = build_services(
