@@ -521,6 +521,7 @@ class ResponseReader(_Reader):
     __slots__ = (
         "_answering_head",
         "_awaiting",
+        "_body_left",
         "_head_answered",
         "_head_tail",
         "_status",
@@ -538,6 +539,7 @@ class ResponseReader(_Reader):
         self._head_tail = b""
         self._until_close = False
         self._status = 0
+        self._body_left = 0
         _Reader._start(self)
 
     def _new_parser(self) -> httptools.HttpResponseParser:
@@ -552,6 +554,24 @@ class ResponseReader(_Reader):
             and not self._answering_head
             and not self._head_tail
         )
+
+    def body_left(self) -> int:
+        """Bytes of a Content-Length body still to come once every event was taken, else 0."""
+        if self._state != _BODY or self._events or self._chunked or self._until_close:
+            return 0
+        return self._body_left
+
+    def take_body_outside(self) -> int:
+        """The rest of the body will bypass this reader (spliced from socket to socket): end
+        the message as if it had arrived, and say how many bytes it still had to come."""
+        left = self.body_left()
+        if not left:
+            raise ValueError("no Content-Length body is pending")
+        self._body_left = 0
+        self._awaiting = False
+        self._state = _IDLE if self._keep_alive else _DONE
+        self._parser = None  # mid-body: the next response needs a fresh one
+        return left
 
     def expect(self, method: bytes) -> None:
         """Announce the method of the request the next final response answers.
@@ -646,6 +666,7 @@ class ResponseReader(_Reader):
             return
         keep_alive = parser.should_keep_alive()
         self._keep_alive = keep_alive
+        self._body_left = length or 0
         self._until_close = (
             status >= 200 and status != 204 and status != 304 and not chunked and length is None
         )
@@ -666,6 +687,7 @@ class ResponseReader(_Reader):
 
     def on_body(self, body: bytes) -> None:
         if not self._head_answered:
+            self._body_left -= len(body)
             self._events.append(Body(body))
 
     def on_message_complete(self) -> None:

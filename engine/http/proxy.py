@@ -62,6 +62,7 @@ from passerelle.engine.http.wire import (
     response_head_bytes,
 )
 from passerelle.engine.model.config import HeaderOptions
+from passerelle.engine.relay import splice as pipes
 from passerelle.engine.relay.tcp import relay
 from passerelle.engine.runtime.context import WorkerContext, client_ip
 from passerelle.engine.runtime.pools import ServerRuntime
@@ -82,6 +83,9 @@ log = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
 FLUSH_SIZE = 65536  # gathered response bytes beyond this go out at once
+# A Content-Length body with at least this much still to come, between plain sockets, is
+# spliced server -> pipe -> client: it never enters Python (nor its memory).
+SPLICE_MIN = 65536
 CONNECT_ATTEMPTS = 3
 CONTINUE_WAIT = 1.0  # how long to wait for a server's 100 Continue before sending the body anyway
 # RFC 9110 9.2.2: only these may be sent again after a server dropped the connection unanswered.
@@ -900,6 +904,9 @@ class HttpProxyConnection:
                 if out:
                     self._send_client(b"".join(out))
                     out, pending = [], 0
+                if framing is None and self._splices(conn) and reader.body_left() >= SPLICE_MIN:
+                    self._splice_body(conn, reader.take_body_outside())
+                    return
                 try:
                     event = self._next_server_event(conn, idle, True)
                 except TimeoutError as exc:
@@ -917,6 +924,40 @@ class HttpProxyConnection:
                 break
         if out:
             self._send_client(b"".join(out))
+
+    def _splices(self, conn: ServerConnection) -> bool:
+        """Whether bytes can go from this server connection to the client in the kernel."""
+        return pipes.AVAILABLE and not self.tls and conn.tls is None
+
+    def _splice_body(self, conn: ServerConnection, count: int) -> None:
+        """Move the last ``count`` bytes of a response body from the server to the client."""
+        idle = self.vs.idle_timeout
+        row = self.ctx.row
+        server_out = conn.server.slot * WIDTH + BYTES_OUT
+        client_out = self.service.slot * WIDTH + BYTES_OUT
+        src, dst = conn.sock.fileno(), self.sock.fileno()
+        pipe = pipes.acquire()
+        empty = False
+        try:
+            while count:
+                try:
+                    moved = pipes.fill(pipe, src, count, idle)
+                except TimeoutError as exc:
+                    raise ServerFailed("response body timeout") from exc
+                except OSError as exc:
+                    raise ServerFailed(f"receive failed: {exc}") from exc
+                if not moved:
+                    raise ServerFailed("real server closed the connection mid-response")
+                row[server_out] += moved
+                try:
+                    pipes.drain(pipe, dst, moved, idle)
+                except OSError as exc:  # a timeout included: the client stopped reading
+                    raise ClientGone(str(exc)) from exc
+                row[client_out] += moved
+                count -= moved
+            empty = True
+        finally:
+            pipes.release(pipe, empty)
 
     def _tunnel(self, response: ResponseHead, conn: ServerConnection) -> bool:
         """101 Switching Protocols: from here on bytes flow both ways untouched."""

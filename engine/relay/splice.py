@@ -12,6 +12,8 @@ import fcntl
 import os
 import posix
 
+from gevent.socket import wait_read, wait_write
+
 AVAILABLE: bool = hasattr(os, "splice") and hasattr(fcntl, "F_SETPIPE_SZ")
 FLAGS: int = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if AVAILABLE else 0
 
@@ -61,6 +63,26 @@ def release(pipe: Pipe, empty: bool) -> None:
         _pool.append(pipe)
     else:
         pipe.close()
+
+
+def fill(pipe: Pipe, src_fd: int, most: int, timeout: float) -> int:
+    """Splice up to ``most`` bytes from socket ``src_fd`` into the empty ``pipe``; 0 at the end
+    of the stream. In a greenlet: waits up to ``timeout`` (TimeoutError) for bytes to come."""
+    while True:
+        try:
+            return os.splice(src_fd, pipe.write_fd, min(most, pipe.size), flags=FLAGS)
+        except BlockingIOError:
+            wait_read(src_fd, timeout)
+
+
+def drain(pipe: Pipe, dst_fd: int, count: int, timeout: float) -> None:
+    """Splice the ``count`` bytes ``pipe`` holds into socket ``dst_fd``. In a greenlet: waits up
+    to ``timeout`` (TimeoutError) each time the socket has no room."""
+    while count:
+        try:
+            count -= os.splice(pipe.read_fd, dst_fd, count, flags=FLAGS)
+        except BlockingIOError:
+            wait_write(dst_fd, timeout)
 
 
 def _forget_pool() -> None:

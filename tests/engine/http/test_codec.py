@@ -640,6 +640,58 @@ def test_response_with_content_length() -> None:
     assert reader.next_event() is None
 
 
+def test_body_taken_outside_ends_the_response_and_the_next_one_reads_afresh() -> None:
+    reader = ResponseReader()
+    reader.expect(b"GET")
+    events = feed_all(reader, resp(b"Content-Length: 10\r\n", b"hel"))
+    assert isinstance(events[0], ResponseHead)
+    assert events[1:] == [Body(b"hel")]
+    assert reader.body_left() == 7
+    assert reader.take_body_outside() == 7  # the 7 bytes went by another way
+    assert reader.between_messages()
+    assert reader.body_left() == 0
+    reader.expect(b"GET")
+    events = feed_all(reader, resp(b"Content-Length: 2\r\n", b"ok"))
+    assert isinstance(events[0], ResponseHead)
+    assert events[1:] == [Body(b"ok"), END_OF_MESSAGE]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (resp(b"Content-Length: 5\r\n", b"hello"), 0),  # complete
+        (resp(CHUNKED, b"5\r\nhel"), 0),  # chunked: its length is not known
+        (resp(b"Content-Type: text/html\r\n", b"<html>"), 0),  # read until close
+        (b"HTTP/1.1 200 OK\r\nContent-Le", 0),  # still in the head
+    ],
+    ids=["complete", "chunked", "until-close", "in-head"],
+)
+def test_no_body_to_take_outside(data: bytes, expected: int) -> None:
+    reader = ResponseReader()
+    reader.expect(b"GET")
+    feed_all(reader, data)
+    assert reader.body_left() == expected
+    with pytest.raises(ValueError):
+        reader.take_body_outside()
+
+
+def test_body_left_waits_for_queued_events() -> None:
+    reader = ResponseReader()
+    reader.expect(b"GET")
+    reader.feed(resp(b"Content-Length: 10\r\n", b"hel"))
+    assert reader.body_left() == 0  # the head and the first bytes are not taken yet
+    drain(reader)
+    assert reader.body_left() == 7
+
+
+def test_last_response_taken_outside_ignores_what_follows() -> None:
+    reader = ResponseReader()
+    reader.expect(b"GET")
+    feed_all(reader, resp(b"Content-Length: 10\r\nConnection: close\r\n", b"hel"))
+    assert reader.take_body_outside() == 7
+    assert feed_all(reader, b"junk after the last response") == []
+
+
 def test_response_without_reason() -> None:
     head = feed_all(ResponseReader(), resp(b"Content-Length: 0\r\n", line=b"HTTP/1.1 204"))[0]
     assert isinstance(head, ResponseHead)
