@@ -359,7 +359,7 @@ with gevent.Timeout(3):
 def test_stdlib_context_under_an_unpatched_gevent_socket() -> None:
     # gevent hands SNI callbacks a wrapper of its raw socket unless the context is gevent's
     proc = subprocess.run(
-        [sys.executable, "-c", UNPATCHED_GEVENT], capture_output=True, text=True, timeout=10
+        [sys.executable, "-c", UNPATCHED_GEVENT], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["two", "two.internal"]
