@@ -61,10 +61,15 @@ class RecentDecisions:
         self._entries: dict[str, tuple[str, float]] = {}
 
     def recall(self, key: str) -> str | None:
+        entry = self.recall_with_time(key)
+        return None if entry is None else entry[0]
+
+    def recall_with_time(self, key: str) -> tuple[str, float] | None:
+        """(server key, monotonic time the answer was had), if it may still be reused."""
         entry = self._entries.get(key)
         if entry is None or entry[1] <= monotonic():
             return None
-        return entry[0]
+        return entry[0], entry[1] - self._reuse
 
     def persist(self, pool: str, key: str, candidate: str, timeout: float) -> str:
         held = self._authority.persist(pool, key, candidate, timeout)
@@ -193,9 +198,18 @@ class PoolRuntime:
 
     def remembered(self, persist_key: str) -> ServerRuntime | None:
         """The usable server this worker remembers for ``persist_key``, asking nobody."""
-        held = self.authority.recall(persist_key)
-        server = self.by_key.get(held) if held is not None else None
-        return server if server is not None and server.usable() else None
+        entry = self.authority.recall_with_time(persist_key)
+        if entry is None:
+            return None
+        held, decided = entry
+        server = self.by_key.get(held)
+        if server is None or not server.usable():
+            return None
+        # A server that went down since (even if back up now) lost its clients to others at the
+        # authority, maybe through another worker: ask again rather than take them back.
+        if server.table.down_at[server.slot] >= decided:
+            return None
+        return server
 
     def source_persist_key(self, client_ip: str) -> str | None:
         if self.persistence.mode != "source_ip":

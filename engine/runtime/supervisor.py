@@ -317,6 +317,8 @@ class Supervisor:
         slot = self.slots.slots.get(server_slot_key(pool, server_key))
         self.health_detail[target_id] = detail
         if slot is not None:
+            if not up:  # before the health byte: a worker seeing DOWN also sees when
+                self.table.down_at[slot] = time.monotonic()
             self.table.health[slot] = HEALTH_UP if up else HEALTH_DOWN
         if not up:
             self.persistence.forget_server(pool, server_key)

@@ -5,7 +5,9 @@ up. That gives cross-worker totals for statistics, least-connection scheduling a
 limits without any message passing on the hot path. A limit can be overshot by at most one
 connection per worker at one instant, which is the price of not locking.
 
-The health region holds one byte per slot, written only by the supervisor.
+The health region holds one byte per slot, and the down region the time (CLOCK_MONOTONIC, one
+clock for every process) at which each slot's server was last marked down; both are written only
+by the supervisor.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class CounterTable:
         self.path = path
         self.workers = workers
         row_bytes = SLOTS * WIDTH * 8
-        size = row_bytes * workers + SLOTS
+        health_end = row_bytes * workers + SLOTS
+        size = health_end + SLOTS * 8
         if create:
             with open(path, "wb") as f:
                 f.truncate(size)
@@ -38,7 +41,8 @@ class CounterTable:
             os.close(fd)
         view = memoryview(self._map)
         self._rows = [view[i * row_bytes : (i + 1) * row_bytes].cast("q") for i in range(workers)]
-        self.health = view[row_bytes * workers :]
+        self.health = view[row_bytes * workers : health_end]
+        self.down_at = view[health_end:].cast("d")
 
     def row(self, worker: int) -> memoryview:
         """The writable row of one worker: index ``slot * WIDTH + counter``."""
@@ -60,6 +64,7 @@ class CounterTable:
 
     def close(self) -> None:
         self.health.release()
+        self.down_at.release()
         for row in self._rows:
             row.release()
         self._map.close()

@@ -76,6 +76,25 @@ def test_a_remembered_server_that_goes_down_is_not_used(table) -> None:
     assert other is not None and other is not first
 
 
+def test_a_server_that_flapped_does_not_take_back_clients_moved_away(table, monkeypatch) -> None:
+    # Another worker saw the server down and the authority moved the client; this worker's
+    # remembered answer predates the fall and must not be reused once the server is back.
+    clock = [100.0]
+    monkeypatch.setattr(pools, "monotonic", lambda: clock[0])
+    authority = Authority()
+    pool = make_pool(table, authority)
+    key = pool.source_persist_key("192.0.2.7")
+    first = pool.choose("192.0.2.7", key)
+    (other,) = [s for s in pool.servers if s is not first]
+    clock[0] += 0.2
+    table.down_at[first.slot] = clock[0]  # down, as the supervisor marks it...
+    authority.table[key] = other.key  # ...and the authority moved the client meanwhile
+    clock[0] += 0.2  # back up within this worker's reuse window
+    assert pool.choose("192.0.2.7", key) is other
+    assert pool.choose("192.0.2.7", key) is other  # the new answer is reused as usual
+    assert authority.asked == 2
+
+
 def test_a_server_at_its_limit_counts_every_worker(table) -> None:
     authority = Authority()
     pool = make_pool(
