@@ -344,3 +344,24 @@ def test_many_simultaneous_handshakes_all_complete(l7, servers, pki):
             results.append(head.split(b"\r\n", 1)[0])
     assert results == [b"HTTP/1.1 200 OK"] * 40
     assert sorted(r["path"] for r in backend.seen) == sorted(f"/n{i}" for i in range(40))
+
+
+def test_a_client_hanging_up_without_close_notify_gets_a_plain_close(l7, servers, pki):
+    # Most clients never send close_notify. The end of their input closes the connection;
+    # it is no error, and no fatal alert is written at them (which OpenSSL does by default).
+    port, backend = offload(pki, servers, l7)
+    context = _client_context(pki)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname="www.contoso.com") as tls,
+    ):
+        tls.sendall(b"GET /first HTTP/1.1\r\nHost: www.contoso.com\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += tls.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200")
+        socket.socket.shutdown(tls, socket.SHUT_WR)  # a TCP FIN, no TLS alert before it
+        rest = b""
+        while chunk := tls.recv(4096):  # an alert from the engine would raise SSLError here
+            rest += chunk
+    assert [r["path"] for r in backend.seen] == ["/first"]
