@@ -365,3 +365,28 @@ def test_a_client_hanging_up_without_close_notify_gets_a_plain_close(l7, servers
         while chunk := tls.recv(4096):  # an alert from the engine would raise SSLError here
             rest += chunk
     assert [r["path"] for r in backend.seen] == ["/first"]
+
+
+def test_sni_rules_route_on_a_service_with_one_certificate(l7, servers, pki):
+    # With one certificate nothing is chosen by name: the service still learns it for rules.
+    sip, web = servers.http("sip"), servers.http("web")
+
+    def pool(name: str, backend, **extra: object) -> dict:
+        return {
+            "name": name,
+            "real_servers": [{"address": backend.address, "port": backend.port}],
+            "health_check": {"type": "none"},
+            **extra,
+        }
+
+    service = {
+        "mode": "http",
+        "tls": {"certificates": ["wildcard"]},
+        "subvs": [pool("sip", sip, rules=[{"sni": ["sip.contoso.com"]}]), pool("web", web)],
+        "default_subvs": "web",
+    }
+    [port] = l7.deploy(service, certificates=pki["certificates"])
+    curl(port, pki["ca_path"], "sip.contoso.com", "/by-sni")
+    curl(port, pki["ca_path"], "www.contoso.com", "/by-default")
+    assert [r["path"] for r in sip.seen] == ["/by-sni"]
+    assert [r["path"] for r in web.seen] == ["/by-default"]
