@@ -92,7 +92,9 @@ def build_services(
         if vs.tls:
             from passerelle.engine.tls.contexts import server_context
 
-            tls_server = server_context(vs.tls, certificates)
+            tls_server = server_context(
+                vs.tls, certificates, record_server_name=_reads_server_name(vs)
+            )
         service = ServiceRuntime(model=vs, slot=slots(vs_slot_key(vs.name)), tls_server=tls_server)
         service.routes[None] = route(vs, vs, None)
         if vs.subvs:
@@ -117,3 +119,14 @@ def slot_keys(config: Config) -> list[str]:
             for server in sub.real_servers:
                 keys.append(server_slot_key(ident, server.key))
     return keys
+
+
+def _reads_server_name(vs: VirtualService) -> bool:
+    """Whether the service uses the name a TLS client asked for beyond choosing a certificate:
+    in SubVS rules, or (L4) passed on to re-encrypted servers."""
+    if vs.mode == "http":
+        return any(rule.sni for sub in vs.subvs for rule in sub.rules)
+    return any(
+        pool.reencrypt is not None and pool.reencrypt.enabled and pool.reencrypt.sni == "host"
+        for pool in (vs, *vs.subvs)
+    )

@@ -344,3 +344,49 @@ def test_many_simultaneous_handshakes_all_complete(l7, servers, pki):
             results.append(head.split(b"\r\n", 1)[0])
     assert results == [b"HTTP/1.1 200 OK"] * 40
     assert sorted(r["path"] for r in backend.seen) == sorted(f"/n{i}" for i in range(40))
+
+
+def test_a_client_hanging_up_without_close_notify_gets_a_plain_close(l7, servers, pki):
+    # Most clients never send close_notify. The end of their input closes the connection;
+    # it is no error, and no fatal alert is written at them (which OpenSSL does by default).
+    port, backend = offload(pki, servers, l7)
+    context = _client_context(pki)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname="www.contoso.com") as tls,
+    ):
+        tls.sendall(b"GET /first HTTP/1.1\r\nHost: www.contoso.com\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += tls.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200")
+        socket.socket.shutdown(tls, socket.SHUT_WR)  # a TCP FIN, no TLS alert before it
+        rest = b""
+        while chunk := tls.recv(4096):  # an alert from the engine would raise SSLError here
+            rest += chunk
+    assert [r["path"] for r in backend.seen] == ["/first"]
+
+
+def test_sni_rules_route_on_a_service_with_one_certificate(l7, servers, pki):
+    # With one certificate nothing is chosen by name: the service still learns it for rules.
+    sip, web = servers.http("sip"), servers.http("web")
+
+    def pool(name: str, backend, **extra: object) -> dict:
+        return {
+            "name": name,
+            "real_servers": [{"address": backend.address, "port": backend.port}],
+            "health_check": {"type": "none"},
+            **extra,
+        }
+
+    service = {
+        "mode": "http",
+        "tls": {"certificates": ["wildcard"]},
+        "subvs": [pool("sip", sip, rules=[{"sni": ["sip.contoso.com"]}]), pool("web", web)],
+        "default_subvs": "web",
+    }
+    [port] = l7.deploy(service, certificates=pki["certificates"])
+    curl(port, pki["ca_path"], "sip.contoso.com", "/by-sni")
+    curl(port, pki["ca_path"], "www.contoso.com", "/by-default")
+    assert [r["path"] for r in sip.seen] == ["/by-sni"]
+    assert [r["path"] for r in web.seen] == ["/by-default"]

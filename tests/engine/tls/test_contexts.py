@@ -149,6 +149,23 @@ def test_alpn_offers_only_http_1_1(tls_server, s_client, rsa_certificate) -> Non
     assert server.next_handshake().alpn is None
 
 
+def test_one_certificate_without_a_use_for_the_name_skips_the_callback(  # type: ignore[no-untyped-def]
+    tls_server, s_client, rsa_certificate
+) -> None:
+    offload = TLSOffload(certificates=[rsa_certificate.name])
+    certificates = {rsa_certificate.name: rsa_certificate}
+    ctx = server_context(offload, certificates, record_server_name=False)
+    assert ctx.sni_callback is None
+    server = tls_server(ctx)
+    assert s_client(server.port, servername="www.example.test").connected
+    seen = server.next_handshake()
+    assert (seen.ok, seen.certificate, seen.server_name) == (True, rsa_certificate.name, None)
+    # by default the name is recorded, for rules and L4 re-encryption
+    server = tls_server(server_context(offload, certificates))
+    assert s_client(server.port, servername="www.example.test").connected
+    assert server.next_handshake().server_name == "www.example.test"
+
+
 def test_chain_is_served_after_the_leaf(  # type: ignore[no-untyped-def]
     tls_server, s_client, authority: Authority, ca_file
 ) -> None:
