@@ -14,6 +14,7 @@ import pytest
 from gevent import socket as gsocket
 
 from passerelle.engine.relay import spliced, tcp
+from passerelle.engine.relay.tally import ByteTally
 
 pytestmark = pytest.mark.skipif(not tcp.pipes.AVAILABLE, reason="no os.splice")
 
@@ -36,13 +37,10 @@ class Joined:
         self.server, _ = back.accept()
         front.close()
         back.close()
-        self.counted = [0, 0]
+        self.counted = [0, 0]  # bytes delivered up, down
         self.ended = gevent.event.AsyncResult()
-        tcp.start_relay(accepted, upstream, idle_timeout, self._count, self._end)
-
-    def _count(self, up: int, down: int) -> None:
-        self.counted[0] += up
-        self.counted[1] += down
+        tally = ByteTally(self.counted, (0,), (1,))
+        tcp.start_relay(accepted, upstream, idle_timeout, tally, self._end)
 
     def _end(self, up: int, down: int) -> None:
         assert not self.ended.ready(), "on_end called twice"
