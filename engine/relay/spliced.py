@@ -42,8 +42,6 @@ SMALL = 16 * 1024
 # Idle checks per idle timeout: a quiet connection is closed after the idle timeout plus at most
 # one check's interval.
 _IDLE_CHECKS = 4
-# Where a relay without a tally counts: nowhere (no index is ever used).
-_NOWHERE: list[int] = []
 
 OnEnd = Callable[[int, int], None]
 
@@ -53,15 +51,16 @@ class _Direction:
 
     __slots__ = (
         "cells",
-        "counted",
         "dst",
         "dst_fd",
         "ended",
+        "first",
         "moved",
         "pending",
         "pipe",
         "reader",
         "relay",
+        "second",
         "src_fd",
         "streaming",
         "unsent",
@@ -84,8 +83,10 @@ class _Direction:
         self.dst = dst
         self.dst_fd = dst.fileno()
         self.up = up
-        self.cells: MutableSequence[int] = _NOWHERE if tally is None else tally.cells
-        self.counted: tuple[int, ...] = () if tally is None else tally.up if up else tally.down
+        # The two cells delivered bytes are added to; without a tally, a scratch cell of its own
+        # (cheaper than asking, per message, whether there is one).
+        self.cells: MutableSequence[int] = [0] if tally is None else tally.cells
+        self.first, self.second = (0, 0) if tally is None else tally.up if up else tally.down
         self.moved = 0  # bytes delivered to the destination
         self.reader = relay.loop.io(self.src_fd, _READ)
         self.writer = None
@@ -121,8 +122,8 @@ class _Direction:
             if sent:
                 self.moved += sent
                 cells = self.cells
-                for index in self.counted:
-                    cells[index] += sent
+                cells[self.first] += sent
+                cells[self.second] += sent
             if sent < size:
                 self.unsent = data[sent:]
                 self._wait_for_room()
@@ -148,8 +149,8 @@ class _Direction:
     def _delivered(self, count: int) -> None:
         self.moved += count
         cells = self.cells
-        for index in self.counted:
-            cells[index] += count
+        cells[self.first] += count
+        cells[self.second] += count
 
     def _splice(self) -> None:
         pipe = self.pipe

@@ -1,24 +1,25 @@
-"""Where a TCP relay counts the bytes it delivers: cells of a counter row, per direction."""
+"""Where a TCP relay counts the bytes it delivers: two cells of a counter row per direction."""
 
 from __future__ import annotations
 
 from collections.abc import MutableSequence
+
+Pair = tuple[int, int]
 
 
 class ByteTally:
     """Counter cells that every delivered byte is added to, in place, as it is delivered.
 
     ``cells`` is any writable sequence of integers (for a worker, its shared counter row);
-    bytes from the client to the server are added at each index of ``up``, bytes back at each
-    index of ``down``. Adding in place rather than calling back keeps a small message's cost
-    to a few increments: a Python call per message is dearer than the message's own work.
+    bytes from the client to the server are added at both indices of ``up`` (for a service,
+    its own cell and its server's), bytes back at both indices of ``down``; the two indices of
+    a direction are distinct. Adding in place rather than calling back keeps a small message's
+    cost to two increments: a Python call per message is dearer than the message's own work.
     """
 
     __slots__ = ("cells", "down", "up")
 
-    def __init__(
-        self, cells: MutableSequence[int], up: tuple[int, ...], down: tuple[int, ...]
-    ) -> None:
+    def __init__(self, cells: MutableSequence[int], up: Pair, down: Pair) -> None:
         self.cells = cells
         self.up = up
         self.down = down
