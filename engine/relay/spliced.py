@@ -3,14 +3,14 @@
 A greenlet per direction pays for two switches and a watcher start per message, which for
 small messages costs more than moving the bytes. Here each direction is a read watcher on its
 source socket whose callback moves what arrived to the destination without blocking, so while
-bytes flow no greenlet runs at all. Small messages are copied with one recv and one send;
+bytes flow no greenlet runs at all. Small messages are copied with one read and one write;
 once a read fills its buffer the direction is a stream and is spliced source -> pipe ->
 destination, so bulk payload never enters Python. A destination that cannot take everything
 stops the direction's reading (backpressure) until a write watcher says it has room again.
 
-Everything a small message needs (a recv, a send, adding its size to the statistics' counters
-in place) happens in the one callback, with no further Python call: at a few thousand messages
-a second per connection, each call shows.
+Everything a small message needs (the read, the write, adding its size to the statistics'
+counters in place) happens in the one callback, with no further Python call: at a few thousand
+messages a second per connection, each call shows.
 
 Lifecycle, as for every TCP relay: an end of stream is passed on as a half-close; an error
 aborts the relay and resets both peers, so that a truncated stream never looks like a complete
