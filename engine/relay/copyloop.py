@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
 from time import monotonic
 
 import gevent
 from gevent.hub import get_hub
 
 from passerelle.engine.relay.ends import close_both, shutdown_write
+from passerelle.engine.relay.tally import ByteTally
 
 log = logging.getLogger(__name__)
 
 _COPY_BUFFER = 64 * 1024
 # Chunks moved in a row before a busy direction lets other connections run.
 _BURST = 16
-
-OnBytes = Callable[[int, int], None]
 
 
 class CopyRelay:
@@ -37,9 +35,9 @@ class CopyRelay:
         "hub",
         "idle_timeout",
         "last_activity",
-        "on_bytes",
         "reset",
         "server",
+        "tally",
         "timer",
         "up",
     )
@@ -49,12 +47,12 @@ class CopyRelay:
         client: socket.socket,
         server: socket.socket,
         idle_timeout: float,
-        on_bytes: OnBytes | None,
+        tally: ByteTally | None,
     ) -> None:
         self.client = client
         self.server = server
         self.idle_timeout = idle_timeout
-        self.on_bytes = on_bytes
+        self.tally = tally
         self.hub = get_hub()
         self.up = 0
         self.down = 0
@@ -117,12 +115,12 @@ class CopyRelay:
         self.last_activity = monotonic()
         if upstream:
             self.up += moved
-            if self.on_bytes is not None:
-                self.on_bytes(moved, 0)
+            if self.tally is not None:
+                self.tally.add(moved, 0)
         else:
             self.down += moved
-            if self.on_bytes is not None:
-                self.on_bytes(0, moved)
+            if self.tally is not None:
+                self.tally.add(0, moved)
 
     def _abort(self, reset: bool) -> None:
         if self.closing:

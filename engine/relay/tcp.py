@@ -26,10 +26,10 @@ from gevent.ssl import SSLSocket as GeventSSLSocket
 from passerelle.engine.relay import splice as pipes
 from passerelle.engine.relay.copyloop import CopyRelay
 from passerelle.engine.relay.spliced import SpliceRelay
+from passerelle.engine.relay.tally import ByteTally
 
 _IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
-OnBytes = Callable[[int, int], None]
 OnEnd = Callable[[int, int], None]
 
 
@@ -37,21 +37,22 @@ def relay(
     client: socket.socket,
     server: socket.socket,
     idle_timeout: float,
-    on_bytes: OnBytes | None = None,
+    tally: ByteTally | None = None,
     *,
     zero_copy: bool = True,
 ) -> tuple[int, int]:
     """Copy bytes both ways until both directions end, then close both sockets.
 
-    Returns ``(client_to_server_bytes, server_to_client_bytes)``. Never raises for network
+    Returns ``(client_to_server_bytes, server_to_client_bytes)``; delivered bytes are also
+    added to ``tally`` as they go. Never raises for network
     errors; a greenlet killed while waiting here resets both peers. An ``idle_timeout`` of
     zero or less disables the idle timeout. ``zero_copy=False`` forces the copy loop even where
     splice would apply.
     """
     if not (zero_copy and can_splice(client, server)):
-        return CopyRelay(client, server, idle_timeout, on_bytes).run()
+        return CopyRelay(client, server, idle_timeout, tally).run()
     done: AsyncResult = AsyncResult()
-    spliced = SpliceRelay(client, server, idle_timeout, on_bytes, lambda *totals: done.set(totals))
+    spliced = SpliceRelay(client, server, idle_timeout, tally, lambda *totals: done.set(totals))
     spliced.start()
     try:
         return done.get()
@@ -64,7 +65,7 @@ def start_relay(
     client: socket.socket,
     server: socket.socket,
     idle_timeout: float,
-    on_bytes: OnBytes | None,
+    tally: ByteTally | None,
     on_end: OnEnd,
 ) -> None:
     """Relay in the background and return at once; the relay owns both sockets from now on.
@@ -73,13 +74,13 @@ def start_relay(
     nothing else from closing the sockets.
     """
     if can_splice(client, server):
-        SpliceRelay(client, server, idle_timeout, on_bytes, on_end).start()
+        SpliceRelay(client, server, idle_timeout, tally, on_end).start()
         return
 
     def copy() -> None:
         up = down = 0
         try:
-            up, down = CopyRelay(client, server, idle_timeout, on_bytes).run()
+            up, down = CopyRelay(client, server, idle_timeout, tally).run()
         finally:
             on_end(up, down)
 

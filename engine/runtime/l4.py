@@ -9,6 +9,7 @@ import socket
 import gevent
 from gevent import socket as gsocket
 
+from passerelle.engine.relay.tally import ByteTally
 from passerelle.engine.relay.tcp import connect, start_relay
 from passerelle.engine.runtime.context import WorkerContext, client_ip
 from passerelle.engine.runtime.pools import ServerRuntime
@@ -87,18 +88,17 @@ def handle_tcp(
         s_base = server.slot * WIDTH
         row[s_base + TOTAL] += 1
 
-        def count(up: int, down: int) -> None:
-            row[vs_base + BYTES_IN] += up
-            row[vs_base + BYTES_OUT] += down
-            row[s_base + BYTES_IN] += up
-            row[s_base + BYTES_OUT] += down
+        # Bytes are added to the service's and the server's counters as they are delivered.
+        tally = ByteTally(
+            row, (vs_base + BYTES_IN, s_base + BYTES_IN), (vs_base + BYTES_OUT, s_base + BYTES_OUT)
+        )
 
         def ended(_up: int, _down: int) -> None:
             row[s_base + ACTIVE] -= 1
             row[vs_base + ACTIVE] -= 1
 
         try:
-            start_relay(sock, upstream, vs.idle_timeout, count, ended)
+            start_relay(sock, upstream, vs.idle_timeout, tally, ended)
         except BaseException:
             row[s_base + ACTIVE] -= 1
             upstream.close()

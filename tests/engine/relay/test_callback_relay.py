@@ -14,6 +14,7 @@ import pytest
 from gevent import socket as gsocket
 
 from passerelle.engine.relay import spliced, tcp
+from passerelle.engine.relay.tally import ByteTally
 
 pytestmark = pytest.mark.skipif(not tcp.pipes.AVAILABLE, reason="no os.splice")
 
@@ -36,13 +37,10 @@ class Joined:
         self.server, _ = back.accept()
         front.close()
         back.close()
-        self.counted = [0, 0]
+        self.cells = [0, 0, 0, 0]  # bytes delivered up (twice), down (twice)
         self.ended = gevent.event.AsyncResult()
-        tcp.start_relay(accepted, upstream, idle_timeout, self._count, self._end)
-
-    def _count(self, up: int, down: int) -> None:
-        self.counted[0] += up
-        self.counted[1] += down
+        tally = ByteTally(self.cells, (0, 1), (2, 3))
+        tcp.start_relay(accepted, upstream, idle_timeout, tally, self._end)
 
     def _end(self, up: int, down: int) -> None:
         assert not self.ended.ready(), "on_end called twice"
@@ -73,6 +71,8 @@ def test_small_messages_streams_and_small_messages_again() -> None:
             assert _receive(client, len(response)) == response
             sent_up += len(request)
             sent_down += len(response)
+            # counted as delivered, not when the connection ends: statistics are live
+            assert joined.cells == [sent_up, sent_up, sent_down, sent_down]
         stream = os.urandom(3 * 1024 * 1024 + round_)  # spliced, then back to copying
         sender = gevent.spawn(server.sendall, stream)
         assert hashlib.sha256(_receive(client, len(stream))).digest() == (
@@ -85,7 +85,7 @@ def test_small_messages_streams_and_small_messages_again() -> None:
         assert server.recv(1) == b""  # the half-close went through
     server.close()
     assert joined.ended.get(timeout=5) == (sent_up, sent_down)
-    assert joined.counted == [sent_up, sent_down]
+    assert joined.cells == [sent_up, sent_up, sent_down, sent_down]
     with gevent.Timeout(5):
         assert client.recv(1) == b""
     client.close()
@@ -112,7 +112,7 @@ def test_a_destination_that_does_not_read_stops_the_source(
     gevent.sleep(0.3)
     # The server reads nothing: the relay holds back, so the client cannot finish sending.
     assert not sender.ready()
-    assert joined.counted[0] < len(payload)
+    assert joined.cells[0] < len(payload)
     received = _receive(server, len(payload))
     sender.get(timeout=10)
     assert received == payload

@@ -25,6 +25,7 @@ from gevent import ssl as gssl
 from gevent.server import StreamServer
 
 from passerelle.engine.relay import splice, tcp
+from passerelle.engine.relay.tally import ByteTally
 
 PAYLOAD_SIZE = 50 * 1024 * 1024
 Address = tuple[str, int]
@@ -76,18 +77,14 @@ class Proxy:
     ) -> None:
         self.listener = _listener()
         self.address: Address = self.listener.getsockname()[:2]
-        self.up_total = 0
-        self.down_total = 0
+        self.cells = [0, 0, 0, 0]  # bytes delivered up (twice), down (twice)
+        self.tally = ByteTally(self.cells, (0, 1), (2, 3))
         self.used_splice: bool | None = None
         self._target = target
         self._idle_timeout = idle_timeout
         self._zero_copy = zero_copy
         self._wrap_client = wrap_client
         self.greenlet = gevent.spawn(self._serve)
-
-    def _on_bytes(self, up: int, down: int) -> None:
-        self.up_total += up
-        self.down_total += down
 
     def _serve(self) -> tuple[int, int]:
         client, _ = self.listener.accept()
@@ -96,9 +93,7 @@ class Proxy:
             client = self._wrap_client(client)
         server = tcp.connect(self._target[0], self._target[1], timeout=2.0)
         self.used_splice = self._zero_copy and tcp.can_splice(client, server)
-        return tcp.relay(
-            client, server, self._idle_timeout, self._on_bytes, zero_copy=self._zero_copy
-        )
+        return tcp.relay(client, server, self._idle_timeout, self.tally, zero_copy=self._zero_copy)
 
     def result(self, timeout: float = 10.0) -> tuple[int, int]:
         return self.greenlet.get(timeout=timeout)
@@ -181,7 +176,7 @@ def test_relays_50mb_both_ways_intact(backend, payload: bytes, zero_copy: bool) 
     assert received == PAYLOAD_SIZE
     assert digest == hashlib.sha256(payload).hexdigest()
     assert proxy.result() == (PAYLOAD_SIZE, PAYLOAD_SIZE)
-    assert (proxy.up_total, proxy.down_total) == (PAYLOAD_SIZE, PAYLOAD_SIZE)
+    assert proxy.cells == [PAYLOAD_SIZE] * 4
     assert proxy.used_splice is zero_copy
 
 
@@ -209,7 +204,7 @@ def test_tls_client_uses_copy_loop_and_stays_intact(
     assert received == PAYLOAD_SIZE
     assert digest == hashlib.sha256(payload).hexdigest()
     assert proxy.result() == (PAYLOAD_SIZE, PAYLOAD_SIZE)
-    assert (proxy.up_total, proxy.down_total) == (PAYLOAD_SIZE, PAYLOAD_SIZE)
+    assert proxy.cells == [PAYLOAD_SIZE] * 4
     assert proxy.used_splice is False
 
 
@@ -370,7 +365,7 @@ def test_quiet_relay_holds_no_pipe(backend) -> None:
     client = gsocket.create_connection(proxy.address)
     client.sendall(b"one request")
     gevent.sleep(0.2)
-    assert proxy.up_total == len(b"one request")
+    assert proxy.cells[:2] == [len(b"one request")] * 2
     assert _pipes_in_use() == before  # both directions idle: their pipes went back
     client.close()
     assert proxy.result() == (len(b"one request"), 0)
