@@ -50,6 +50,7 @@ from passerelle.engine.stats.counters import (
     WIDTH,
     CounterTable,
 )
+from passerelle.engine.tls.tickets import new_keys
 
 log = logging.getLogger("passerelle.supervisor")
 
@@ -116,6 +117,8 @@ class Supervisor:
         self.health_detail: dict[str, str] = {}
         self.config = Config()
         self.version = 0
+        # One set for the engine's life, so that TLS sessions resume on any worker.
+        self.ticket_keys = new_keys()
         self.pools: dict[str, PoolRuntime] = {}
         self.workers = [WorkerProcess(i) for i in range(self.worker_count)]
         self.started = time.time()
@@ -263,6 +266,7 @@ class Supervisor:
             "config": _pickled(self.config),
             "slots": dict(self.slots.slots),
             "accepting": self.accepting,
+            "ticket_keys": self.ticket_keys.hex(),
         }
 
     def _send_config(self, worker: WorkerProcess) -> None:

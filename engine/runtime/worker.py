@@ -45,6 +45,7 @@ from passerelle.engine.runtime.services import (  # noqa: E402
 )
 from passerelle.engine.runtime.udp_counters import UdpCounters  # noqa: E402
 from passerelle.engine.stats.counters import CounterTable  # noqa: E402
+from passerelle.engine.tls.tickets import use_keys  # noqa: E402
 
 log = logging.getLogger("passerelle.worker")
 
@@ -110,6 +111,7 @@ class Worker:
     def apply(self, message: Message) -> Message:
         config = unpickled_config(message["config"])
         self.slots = message["slots"]
+        use_keys(bytes.fromhex(message["ticket_keys"]))
         try:
             services = build_services(
                 config, self.slots.__getitem__, self.ctx.table, self.authority

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from passerelle.engine.tls.sni import SNITable, normalise
+from passerelle.engine.tls.tickets import share_keys
 
 if TYPE_CHECKING:
     from passerelle.engine.model import Certificate, TLSOffload, TLSReencrypt
@@ -256,6 +257,7 @@ def _offload_context(
         # the closed connection, ~1% of a full handshake's instructions.
         | ssl.OP_IGNORE_UNEXPECTED_EOF
     )
+    share_keys(ctx)  # a session resumes on whichever worker the client reaches next
     ciphers = CIPHER_SETS[offload.cipher_set]
     if offload.cipher_set == "backward-compatible" and minimum < ssl.TLSVersion.TLSv1_2:
         ciphers += ":@SECLEVEL=0"
