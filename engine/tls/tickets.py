@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+from functools import cache
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,25 @@ def share_keys(ctx: ssl.SSLContext) -> bool:
     """Give ``ctx`` the shared keys; False when there are none or OpenSSL cannot be reached."""
     if _keys is None:
         return False
-    pointer = _ssl_ctx(ctx)
-    if pointer is None:
+    openssl = _openssl()
+    if openssl is None:
         return False
-    return bool(_ctrl(pointer, _SET_TICKET_KEYS, KEYS_LENGTH, _keys))
+    ctrl, get_options = openssl
+    import ctypes
+
+    pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    if not pointer or get_options(pointer) != ctx.options:
+        log.warning("session tickets stay per worker: this Python's SSL context is not as expected")
+        return False
+    return bool(ctrl(pointer, _SET_TICKET_KEYS, KEYS_LENGTH, _keys))
 
 
-def _load() -> tuple[Any, Any] | None:
-    # Here, not at the top: a worker whose configuration has no TLS never loads ctypes.
+@cache
+def _openssl() -> tuple[Any, Any] | None:
+    """``SSL_CTX_ctrl`` and ``SSL_CTX_get_options`` from the OpenSSL ``_ssl`` is linked with.
+
+    Loaded at the first TLS context: a worker whose configuration has no TLS never loads ctypes.
+    """
     import _ssl
     import ctypes
 
@@ -67,34 +79,3 @@ def _load() -> tuple[Any, Any] | None:
     get_options.argtypes = [ctypes.c_void_p]
     get_options.restype = ctypes.c_uint64
     return ctrl, get_options
-
-
-_functions: tuple[Any, Any] | None = None
-_loaded = False
-
-
-def _openssl() -> tuple[Any, Any] | None:
-    global _functions, _loaded
-    if not _loaded:
-        _functions, _loaded = _load(), True
-    return _functions
-
-
-def _ctrl(pointer: int, command: int, larg: int, parg: bytes) -> int:
-    functions = _openssl()
-    assert functions is not None
-    return int(functions[0](pointer, command, larg, parg))
-
-
-def _ssl_ctx(ctx: ssl.SSLContext) -> int | None:
-    """The ``SSL_CTX *`` behind ``ctx``, or None if it cannot be trusted."""
-    import ctypes
-
-    functions = _openssl()
-    if functions is None:
-        return None
-    pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
-    if not pointer or functions[1](pointer) != ctx.options:
-        log.warning("session tickets stay per worker: this Python's SSL context is not as expected")
-        return None
-    return pointer

@@ -34,6 +34,14 @@ def table(tmp_path: Path):
     counters.close()
 
 
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The time the pools module reads, moved by the test."""
+    now = [100.0]
+    monkeypatch.setattr(pools, "monotonic", lambda: now[0])
+    return now
+
+
 def make_pool(table: CounterTable, authority: Authority, **extra) -> PoolRuntime:
     model = Pool.model_validate(
         {
@@ -52,9 +60,7 @@ def make_pool(table: CounterTable, authority: Authority, **extra) -> PoolRuntime
     return pool
 
 
-def test_a_decision_is_reused_without_asking_again(table, monkeypatch) -> None:
-    clock = [100.0]
-    monkeypatch.setattr(pools, "monotonic", lambda: clock[0])
+def test_a_decision_is_reused_without_asking_again(table, clock) -> None:
     authority = Authority()
     pool = make_pool(table, authority)
     key = pool.source_persist_key("192.0.2.7")
@@ -76,11 +82,9 @@ def test_a_remembered_server_that_goes_down_is_not_used(table) -> None:
     assert other is not None and other is not first
 
 
-def test_a_server_that_flapped_does_not_take_back_clients_moved_away(table, monkeypatch) -> None:
+def test_a_server_that_flapped_does_not_take_back_clients_moved_away(table, clock) -> None:
     # Another worker saw the server down and the authority moved the client; this worker's
     # remembered answer predates the fall and must not be reused once the server is back.
-    clock = [100.0]
-    monkeypatch.setattr(pools, "monotonic", lambda: clock[0])
     authority = Authority()
     pool = make_pool(table, authority)
     key = pool.source_persist_key("192.0.2.7")
@@ -118,9 +122,8 @@ def test_learning_is_followed_at_once_by_this_worker() -> None:
     assert authority.table["cookie:abc"] == "10.0.0.2:80"
 
 
-def test_reuse_never_outlasts_half_the_persistence_timeout(monkeypatch) -> None:
-    clock = [0.0]
-    monkeypatch.setattr(pools, "monotonic", lambda: clock[0])
+def test_reuse_never_outlasts_half_the_persistence_timeout(clock) -> None:
+    clock[0] = 0.0
     recent = RecentDecisions(Authority(), timeout=0.5)
     recent.persist("web", "k", "10.0.0.1:80", 0.5)
     clock[0] = 0.2
