@@ -1,4 +1,9 @@
-"""Reading, checking and making X.509 certificates for TLS offload and re-encryption."""
+"""Reading, checking and making X.509 certificates for TLS offload and re-encryption.
+
+cryptography is imported by the functions that use it, not by this module: the management
+plane imports this module at start, and cryptography's library then stays resident in the
+engine's supervisor (~10 MB) although most engines never touch a certificate after start.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     from passerelle.engine.model import Certificate
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 _CURVE_NAMES = {"secp256r1": "p256", "secp384r1": "p384", "secp521r1": "p521"}
 # Issued certificates start an hour in the past so that a peer whose clock lags still accepts them.
@@ -57,6 +61,8 @@ def inspect(cert: Certificate, *, require_key: bool = True) -> CertificateInfo:
     ``require_key=False`` accepts an empty ``key_pem``: a CA certificate used only as a trust
     anchor for re-encryption has no private key here. A key that is present is always checked.
     """
+    from cryptography.hazmat.primitives import hashes
+
     leaf = _load_leaf(cert.cert_pem)
     if cert.key_pem.strip() or require_key:
         _check_key_pair(cert.cert_pem, cert.key_pem)
@@ -93,6 +99,8 @@ def leaf_dns_names(cert_pem: str) -> tuple[str, ...]:
 
 def dns_names(leaf: x509.Certificate) -> tuple[str, ...]:
     """SAN dNSNames lowercased; the subject CN only for a certificate without a SAN at all."""
+    from cryptography import x509
+
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -102,6 +110,8 @@ def dns_names(leaf: x509.Certificate) -> tuple[str, ...]:
 
 
 def key_type(public_key: object) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
     if isinstance(public_key, rsa.RSAPublicKey):
         return f"rsa-{public_key.key_size}"
     if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -121,6 +131,8 @@ def make_self_signed(
 
     Entries of ``dns_names`` that are IP literals go into the SAN as IP addresses.
     """
+    from cryptography import x509
+
     key = _new_key(key_type)
     subject = _name(common_name)
     builder = _leaf_builder(subject, subject, key, dns_names, (), days)
@@ -139,6 +151,8 @@ class Authority:
 
     @classmethod
     def create(cls, common_name: str = "Passerelle Test CA", *, days: int = 3650) -> Authority:
+        from cryptography.hazmat.primitives import hashes
+
         key = _new_key("ecdsa-p256")
         subject = _name(common_name)
         cert = _builder(subject, subject, key, days, authority=True).sign(key, hashes.SHA256())
@@ -154,6 +168,8 @@ class Authority:
         days: int = 825,
     ) -> tuple[str, str]:
         """A server certificate signed by this authority, as ``(cert_pem, key_pem)``."""
+        from cryptography import x509
+
         ca_cert = x509.load_pem_x509_certificate(self.cert_pem.encode())
         ca_key = _load_key(self.key_pem)
         key = _new_key(key_type)
@@ -201,6 +217,8 @@ def _write_atomically(path: Path, text: str, mode: int) -> None:
 
 
 def _load_leaf(cert_pem: str) -> x509.Certificate:
+    from cryptography import x509
+
     if "-----BEGIN CERTIFICATE-----" not in cert_pem:
         raise CertificateError("cert_pem", "no PEM certificate (-----BEGIN CERTIFICATE-----)")
     try:
@@ -211,6 +229,8 @@ def _load_leaf(cert_pem: str) -> x509.Certificate:
 
 
 def _load_chain(chain_pem: str) -> list[x509.Certificate]:
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificates(chain_pem.encode())
     except ValueError as exc:
@@ -218,6 +238,10 @@ def _load_chain(chain_pem: str) -> list[x509.Certificate]:
 
 
 def _load_key(key_pem: str) -> PrivateKey:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if not key_pem.strip():
         raise CertificateError("key_pem", "the private key is missing")
     if "ENCRYPTED" in key_pem:
@@ -238,12 +262,16 @@ def _load_key(key_pem: str) -> PrivateKey:
 
 
 def _public_der(public_key: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return public_key.public_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
 def _common_name(cert: x509.Certificate) -> str | None:
+    from cryptography.x509.oid import NameOID
+
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not attrs:
         return None
@@ -252,6 +280,8 @@ def _common_name(cert: x509.Certificate) -> str | None:
 
 
 def _self_signed(cert: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     if cert.issuer != cert.subject:
         return False
     try:
@@ -262,6 +292,8 @@ def _self_signed(cert: x509.Certificate) -> bool:
 
 
 def _new_key(key_type: str) -> PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if key_type == "ecdsa-p256":
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "ecdsa-p384":
@@ -272,12 +304,18 @@ def _new_key(key_type: str) -> PrivateKey:
 
 
 def _digest(key: PrivateKey) -> hashes.HashAlgorithm:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
         return hashes.SHA384()
     return hashes.SHA256()
 
 
 def _name(common_name: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
@@ -286,6 +324,8 @@ def _serial() -> int:
 
 
 def _alt_names(dns_names: Iterable[str], ip_addresses: Iterable[str]) -> list[x509.GeneralName]:
+    from cryptography import x509
+
     names: list[x509.GeneralName] = []
     for entry in dns_names:
         try:
@@ -300,6 +340,10 @@ def _builder(
     subject: x509.Name, issuer: x509.Name, key: PrivateKey, days: int, *, authority: bool
 ) -> x509.CertificateBuilder:
     """What an authority and a server certificate share; only their usages differ."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
@@ -341,6 +385,8 @@ def _leaf_builder(
     ip_addresses: Iterable[str],
     days: int,
 ) -> x509.CertificateBuilder:
+    from cryptography import x509
+
     builder = _builder(subject, issuer, key, days, authority=False)
     alt_names = _alt_names(dns_names, ip_addresses)
     if alt_names:
@@ -349,10 +395,14 @@ def _leaf_builder(
 
 
 def _pem(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def _key_pem(key: PrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

@@ -16,8 +16,8 @@ import gevent
 from flask import Flask
 from gevent.pywsgi import WSGIServer
 
+from passerelle.engine.manage.api.selfsigned import make_in_child
 from passerelle.engine.model.config import Config
-from passerelle.engine.tls.certificates import make_self_signed, write_pem_files
 
 log = logging.getLogger("passerelle.api")
 
@@ -51,9 +51,9 @@ def management_certificate(
         return cert_path, key_path
     hostname = socket.gethostname()
     names = [hostname, "localhost"] + ([address] if address not in WILDCARDS else [])
-    cert_pem, key_pem = make_self_signed(hostname, names)
+    make_in_child(directory, CERT_NAME, hostname, names)
     log.info("created a self-signed management certificate in %s", cert_path)
-    return write_pem_files(directory, CERT_NAME, cert_pem, key_pem)
+    return cert_path, key_path
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:

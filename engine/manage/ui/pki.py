@@ -2,6 +2,9 @@
 
 A CSR's private key never leaves the appliance: it is kept (0600) in ``csr/`` beside the store
 until the signed certificate comes back, then stored with it as one certificate.
+
+cryptography is imported where a bundle or a request is made: listing pending requests (every
+certificates page) must not keep its library resident in the engine (see tls/certificates.py).
 """
 
 from __future__ import annotations
@@ -11,12 +14,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 CSR_FOLDER = "csr"
 KEY_TYPES = ("rsa-2048", "rsa-3072", "ecdsa-p256", "ecdsa-p384")
@@ -37,10 +39,14 @@ class PemParts:
 
 
 def _pem(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def _key_pem(key: object) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(  # type: ignore[attr-defined]
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -52,6 +58,8 @@ def from_pkcs12(data: bytes, password: str) -> PemParts:
     """Certificate, key and chain of a PFX/PKCS#12 file; BundleError naming the form field."""
     if not data:
         raise BundleError("pfx", "choose a .pfx or .p12 file")
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     try:
         key, cert, chain = pkcs12.load_key_and_certificates(
             data, password.encode("utf-8") if password else None
@@ -64,6 +72,8 @@ def from_pkcs12(data: bytes, password: str) -> PemParts:
 
 
 def _new_key(key_type: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if key_type == "ecdsa-p256":
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "ecdsa-p384":
@@ -74,6 +84,8 @@ def _new_key(key_type: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
 
 
 def _alt_names(names: list[str]) -> list[x509.GeneralName]:
+    from cryptography import x509
+
     result: list[x509.GeneralName] = []
     for name in names:
         try:
@@ -91,6 +103,10 @@ def create_csr(
         raise BundleError("name", "letters, digits, _ . - only, at most 64 characters")
     if not common_name.strip():
         raise BundleError("common_name", "is required")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
     key = _new_key(key_type)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name.strip())])
     wanted = [common_name.strip(), *[n for n in names if n != common_name.strip()]]

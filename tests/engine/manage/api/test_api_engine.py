@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from passerelle.engine.tls.certificates import make_self_signed
+
 from support.api_client import ManagedEngine
 from support.engine import free_port
 
@@ -74,3 +76,25 @@ def test_real_server_added_through_the_api_receives_traffic(managed, servers):
     assert "passerelle" in api.get("/metrics").text
     history = api.get("/api/v1/config/history").json()
     assert history[0]["author"] == "admin"
+
+
+def maps_cryptography(pid: int) -> bool:
+    """Whether the process has cryptography's compiled library mapped (it never unloads)."""
+    return "cryptography/hazmat/bindings" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_cryptography_stays_out_of_the_engine_until_a_certificate_comes_in(managed):
+    managed.start({"virtual_services": []})
+    assert managed.process is not None
+    api = managed.client()
+    # First start: the self-signed management certificate was made, and the API serves it.
+    assert (managed.workdir / "management.key").stat().st_mode & 0o077 == 0
+    assert api.get("/api/v1/virtual-services").status_code == 200
+    assert not maps_cryptography(managed.process.pid)
+
+    cert_pem, key_pem = make_self_signed("edge.contoso.com", ["edge.contoso.com"])
+    added = api.post(
+        "/api/v1/certificates", json={"name": "edge", "cert_pem": cert_pem, "key_pem": key_pem}
+    )
+    assert added.status_code == 201, added.text
+    assert maps_cryptography(managed.process.pid)
