@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-workdir", action="store_true", help="keep configurations and logs for a look"
     )
+    parser.add_argument(
+        "--management-api",
+        action="store_true",
+        help="run Passerelle with its management API (REST API, web UI) on in every scenario, "
+        "as the appliance does; by default only the apply scenario turns it on",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     return parser
 
@@ -81,6 +87,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         connections=_numbers(args.connections) if args.connections else (50, 200),
         bulk_mb=args.bulk_mb or (200 if quick else 1000),
         idle_connections=args.idle_connections or (1000 if quick else 10000),
+        management_api=args.management_api,
     )
 
 
@@ -118,7 +125,7 @@ def run_mode(placement: Placement, keys: list[str], settings: Settings, keep: bo
         backends.start()
         services = _services(keys, backends, certs)
         for product in PRODUCTS:
-            proxy = product(workdir, placement)
+            proxy = product(workdir, placement, management_api=settings.management_api)
             proxies.append(proxy)
             try:
                 proxy.start(services)

@@ -116,12 +116,14 @@ def mode_section(result: ModeResult, with_runs: bool) -> str:
 
 
 def settings_line(settings: Settings) -> str:
+    api = "; Passerelle with its management API on (after one API login)"
     return (
         f"{settings.runs} run(s) per figure, median shown; {settings.duration:g} s per load run; "
         f"client connections {', '.join(map(str, settings.connections))}; "
         f"bulk {settings.bulk_mb} MB per run; {settings.idle_connections:,} idle connections; "
         f"latency with {settings.latency_connections} connections each pausing "
         f"{settings.latency_delay_ms} ms between requests"
+        + (api if settings.management_api else "")
     )
 
 

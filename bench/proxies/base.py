@@ -18,11 +18,13 @@ READY_TIMEOUT = 30.0
 class Proxy(ABC):
     product: ClassVar[str]
 
-    def __init__(self, workdir: Path, placement: Placement) -> None:
+    def __init__(self, workdir: Path, placement: Placement, management_api: bool = False) -> None:
         self.workdir = workdir / self.product.lower()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
         self.placement = placement
+        # Only a product with a management listener of its own (Passerelle) makes use of it.
+        self.management_api = management_api
         self.services: list[Service] = []
         self.ports: dict[str, int] = {}
         self.processes: list[Managed] = []

@@ -20,7 +20,8 @@ from bench.services import Certificate, Server, Service
 from passerelle.provisioning.appliance_api import https_request
 
 # Services changed through the REST API (the apply scenario): only an engine serving one of them
-# runs the management listener, so runs without that scenario leave its memory out.
+# runs the management listener (unless --management-api asks for it everywhere), so runs
+# without that scenario leave its memory out.
 API_SERVICES = frozenset({"apply"})
 API_TIMEOUT = 10.0
 
@@ -153,7 +154,7 @@ class Passerelle(Proxy):
         return path
 
     def _management_args(self) -> list[str]:
-        if not any(s.name in API_SERVICES for s in self.services):
+        if not self.management_api and not any(s.name in API_SERVICES for s in self.services):
             return _optional_listeners_off()
         self.api_password = secrets.token_urlsafe(18)
         password_file = self.workdir / "admin-password"

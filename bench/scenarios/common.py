@@ -26,6 +26,8 @@ class Settings:
     idle_connections: int
     latency_connections: int = 20
     latency_delay_ms: int = 10  # 20 connections pausing 10 ms: about 2,000 requests/s
+    # Passerelle's REST API and web UI on in every scenario, not only where one needs them
+    management_api: bool = False
 
 
 @dataclass
