@@ -127,7 +127,7 @@ def start_ha(
         keepalived=keepalived,
     )
     supervisor.on_applied.append(node.config_applied)
-    plane.app.extensions[HA_EXTENSION] = node
+    plane.add_extension(HA_EXTENSION, node)
     node.start()
     return node
 

@@ -1,5 +1,4 @@
-"""The REST API of the management plane: /api/v1 over HTTPS on the management address."""
+"""The REST API of the management plane: /api/v1 over HTTPS on the management address.
 
-from passerelle.engine.manage.api.app import create_app
-
-__all__ = ["create_app"]
+Nothing is imported here: the engine imports parts of this package (the listener, the first
+admin) at start without loading the web framework (see ``plane``)."""

@@ -10,10 +10,11 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import gevent
-from flask import Flask
 from gevent.pywsgi import WSGIServer
 
 from passerelle.engine.manage.api.selfsigned import make_in_child
@@ -27,6 +28,8 @@ RETRY_BIND = 5.0
 # or half-open clients cannot pile up in the engine's supervisor process.
 IDLE_TIMEOUT = 60.0
 WILDCARDS = ("0.0.0.0", "::", "")
+# Any WSGI application: the plane hands over its own, which builds the Flask app on first use.
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def clash(address: str, port: int, config: Config) -> str | None:
@@ -79,7 +82,7 @@ class _HttpsServer(WSGIServer):
 class ManagementListener:
     """Serves ``app`` over HTTPS; an address that is not up yet is retried, not fatal."""
 
-    def __init__(self, app: Flask, address: str, port: int, context: ssl.SSLContext) -> None:
+    def __init__(self, app: WsgiApp, address: str, port: int, context: ssl.SSLContext) -> None:
         self.address = address
         self.port = port
         self.server = _HttpsServer(

@@ -1,20 +1,27 @@
-"""The management plane of one engine: users, audit, the API app and its HTTPS listener."""
+"""The management plane of one engine: users, audit, the API app and its HTTPS listener.
+
+The API application (Flask, Werkzeug, Jinja, the resources, their schemas and the web UI: ~13 MB
+resident in the engine's supervisor) is built when the listener gets its first request, not at
+start: an appliance whose API nobody calls does not carry it. That request pays the one-off
+import (a few hundred milliseconds); the application then lives as long as the plane.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from argon2 import PasswordHasher
 
-from passerelle.engine.manage.api.app import create_app
 from passerelle.engine.manage.api.bootstrap import (
     apply_password_reset,
     initial_admin,
     watch_password_reset,
 )
-from passerelle.engine.manage.api.context import MetricsProvider, StatsProvider, StatusProvider
 from passerelle.engine.manage.api.listener import (
     ManagementListener,
     management_certificate,
@@ -24,6 +31,15 @@ from passerelle.engine.manage.api.ratelimit import FailureLimiter
 from passerelle.engine.manage.audit import AuditLog
 from passerelle.engine.manage.store import ConfigStore
 from passerelle.engine.manage.users import UserStore
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from passerelle.engine.manage.api.context import (
+        MetricsProvider,
+        StatsProvider,
+        StatusProvider,
+    )
 
 log = logging.getLogger("passerelle.api")
 
@@ -50,7 +66,8 @@ class ManagementPlane:
         self.directory = store.path.parent
         self.users = UserStore(store.path, hasher=hasher)
         self.audit = AuditLog(store.path)
-        self.app = create_app(
+        self._build_app = partial(
+            _create_app,
             store,
             self.users,
             self.audit,
@@ -63,10 +80,32 @@ class ManagementPlane:
             system_root=system_root,
             system_mode=system_mode,
         )
+        self._app: Flask | None = None
+        self._extensions: dict[str, object] = {}
         cert, key = management_certificate(self.directory, address, cert, key)
         self.certificate = cert
         self._watcher: gevent.Greenlet | None = None
-        self.listener = ManagementListener(self.app, address, port, tls_context(cert, key))
+        self.listener = ManagementListener(self._serve, address, port, tls_context(cert, key))
+
+    @property
+    def app(self) -> Flask:
+        """The API application, built on first use (see the module's docstring)."""
+        if self._app is None:
+            app = self._build_app()
+            app.extensions.update(self._extensions)
+            self._app = app
+        return self._app
+
+    def add_extension(self, name: str, value: object) -> None:
+        """``value`` as the application's ``extensions[name]``, now or once it is built."""
+        self._extensions[name] = value
+        if self._app is not None:
+            self._app.extensions[name] = value
+
+    def _serve(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        return self.app(environ, start_response)
 
     @property
     def url(self) -> str:
@@ -87,3 +126,9 @@ class ManagementPlane:
         self.listener.stop()
         self.users.close()
         self.audit.close()
+
+
+def _create_app(*args: Any, **kwargs: Any) -> Flask:
+    from passerelle.engine.manage.api.app import create_app
+
+    return create_app(*args, **kwargs)

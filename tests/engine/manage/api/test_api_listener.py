@@ -3,6 +3,7 @@ password, never on a virtual service's address; live figures from the engine's p
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
@@ -183,3 +184,36 @@ def test_changing_admins_password_retires_the_initial_one(api, admin):
     )
     assert changed.status_code == 204
     assert not initial.exists()
+
+
+FIRST_REQUEST = """
+import json, ssl, sys, urllib.request
+from pathlib import Path
+from gevent import monkey
+monkey.patch_all()
+from passerelle.engine.manage.api.plane import ManagementPlane
+from passerelle.engine.manage.store import ConfigStore
+
+directory = Path(sys.argv[1])
+plane = ManagementPlane(ConfigStore(directory / "passerelle.db"), "127.0.0.1", 0)
+assert plane.start()
+loaded = {"at_start": "flask" in sys.modules}
+context = ssl.create_default_context(cafile=str(plane.certificate))
+with urllib.request.urlopen(plane.url + "/api/v1/health", context=context, timeout=10) as answer:
+    loaded["status"] = answer.status
+loaded["after_a_request"] = "flask" in sys.modules
+plane.stop()
+print(json.dumps(loaded))
+"""
+
+
+def test_the_web_framework_loads_with_the_first_request_not_at_start(tmp_path):
+    # A new interpreter: this test process has imported Flask already.
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_REQUEST, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"at_start": False, "status": 200, "after_a_request": True}
