@@ -35,7 +35,7 @@ from passerelle.engine.http.codec import (
     RequestReader,
 )
 from passerelle.engine.http.upstream import ServerConnection, ServerFailed
-from passerelle.engine.http.wire import is_connection_auth, request_head_bytes
+from passerelle.engine.http.wire import is_connection_auth
 from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, REQUESTS, TOTAL, WIDTH
 
 if TYPE_CHECKING:
@@ -373,7 +373,7 @@ class Lane:
         row[s_base + ACTIVE] += 1
         row[s_base + TOTAL] += 1
         row[s_base + REQUESTS] += 1
-        data = request_head_bytes(head.method, head.target, proxy._request_headers(head))
+        data = proxy.request_head(head)
         conn.reader.expect(head.method)
         self.exchange = exchange = _Exchange(
             head, route, conn, persist_key, cookie_server, set_cookie

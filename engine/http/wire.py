@@ -57,6 +57,27 @@ def connection_options(values: list[bytes]) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
+# Connection header values seen lately and the options they name beyond HOP_BY_HOP: nearly every
+# peer sends one of a handful ("keep-alive", "close", "Upgrade"), and a message naming none of
+# its own headers then costs one dictionary lookup.
+_extra_options: dict[bytes, frozenset[bytes]] = {}
+_EXTRA_OPTIONS_KEPT = 256
+
+
+def extra_connection_options(values: list[bytes]) -> frozenset[bytes]:
+    """The options named by Connection header ``values`` that are not hop-by-hop anyway."""
+    if len(values) != 1:
+        return connection_options(values) - HOP_BY_HOP if values else _NO_TOKENS
+    value = values[0]
+    extra = _extra_options.get(value)
+    if extra is None:
+        extra = connection_options(values) - HOP_BY_HOP
+        if len(_extra_options) >= _EXTRA_OPTIONS_KEPT:
+            _extra_options.clear()
+        _extra_options[value] = extra
+    return extra
+
+
 def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """The options named by the Connection headers among ``headers`` (see connection_options)."""
     return connection_options(
@@ -68,6 +89,15 @@ def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
     """A copy of ``headers`` without the hop-by-hop ones, named by Connection included."""
     drop = HOP_BY_HOP | connection_tokens(headers)
     return [(name, value) for name, value in headers if name.lower() not in drop]
+
+
+def head_lines(headers: list[tuple[bytes, bytes]], drop: frozenset[bytes]) -> list[bytes]:
+    """``Name: value`` for each header whose lowercased name is not in ``drop``, in order."""
+    return [name + b": " + value for name, value in headers if name.lower() not in drop]
+
+
+# Joined with CRLF after the start line and the header lines, these end the head.
+HEAD_END = (b"", b"")
 
 
 def _head(first_line: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
