@@ -353,7 +353,7 @@ class Lane:
         elif persist_key is not None:
             server = pool.remembered(persist_key)  # None: the authority must be asked
         else:
-            server = pool.choose(proxy.client_ip, None, [])
+            server = pool.schedule(proxy.client_ip)
         conn = None
         if server is not None:
             conn = proxy.idle.get(proxy._pool_key(route, head, server), probe=False)
