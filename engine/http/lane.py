@@ -119,13 +119,6 @@ def retry_tls_write(tls: Any, fd: int, data: bytes, timeout: float) -> None:
             wait_write(fd, timeout=timeout)
 
 
-def _simple_request(head: RequestHead) -> bool:
-    """Whether the lane may send this request itself: no body, no upgrade, no connection auth."""
-    if head.chunked or head.content_length or head.upgrade or head.expect_continue:
-        return False
-    return not is_connection_auth(head.get(b"authorization"))
-
-
 class Lane:
     """One client connection held by the event loop between and during requests."""
 
@@ -230,21 +223,24 @@ class Lane:
             else:
                 self._close()
 
-    def _guarded(self, callback: Callable[[], None]) -> None:
-        """Run a watcher callback; an unexpected error closes this connection, not the loop."""
-        try:
-            callback()
-        except Exception:
-            log.exception("%s: client %s", self.proxy.vs.name, self.proxy.client_ip)
-            self._close()
+    def _failed(self) -> None:
+        """A watcher callback raised: this connection closes, the loop carries on."""
+        log.exception("%s: client %s", self.proxy.vs.name, self.proxy.client_ip)
+        self._close()
 
     def __call__(self) -> None:
         """The client's socket is readable. The lane itself is the watcher's callback: a bound
         method would be one more object held by every idle connection."""
-        self._guarded(self._client_input)
+        try:
+            self._client_input()
+        except Exception:
+            self._failed()
 
     def _server_readable(self) -> None:
-        self._guarded(self._server_input)
+        try:
+            self._server_input()
+        except Exception:
+            self._failed()
 
     # -- the client side ---------------------------------------------------------------
 
@@ -267,8 +263,11 @@ class Lane:
             return
         proxy.ctx.row[proxy.service.slot * WIDTH + BYTES_IN] += len(data)
         self.last = self.loop.now()
+        reader = proxy.reader
+        if reader is None:
+            reader = proxy.reader = _spare_readers.pop() if _spare_readers else RequestReader()
         try:
-            _reader_of(proxy).feed(data)
+            reader.feed(data)
         except HttpError as exc:
             if self.exchange is None:
                 self._refuse(exc)
@@ -328,19 +327,32 @@ class Lane:
         """Begin proxying ``head``; False when it was handed over or the connection ended."""
         proxy = self.proxy
         reader = proxy.reader
-        if not (_simple_request(head) and reader.ends_next()):
+        # The lane sends a request itself only without a body, an upgrade or connection
+        # authentication (NTLM/Negotiate pin the server connection).
+        if (
+            head.chunked
+            or head.content_length
+            or head.upgrade
+            or head.expect_continue
+            or is_connection_auth(head.get(b"authorization"))
+            or not reader.ends_next()
+        ):
             self._hand_over(lambda: proxy._serve_request(head))
             return False
         row = proxy.ctx.row
-        row[proxy.service.slot * WIDTH + REQUESTS] += 1
-        route = proxy._route(head)
+        service = proxy.service
+        row[service.slot * WIDTH + REQUESTS] += 1
+        route = service.routes[None] if service.switch is None else proxy._route(head)
         if route is None:
             self._hand_over(lambda: proxy._no_match(head))
             return False
         if route.name is not None:
             row[route.slot * WIDTH + REQUESTS] += 1
-        persist_key, cookie_server = proxy._persistence(route, head)
         pool = route.pool
+        if pool.persistence.mode == "none":
+            persist_key = cookie_server = None
+        else:
+            persist_key, cookie_server = proxy._persistence(route, head)
         # Asking the persistence authority and learning server cookies talk to the
         # supervisor, which may wait: only a greenlet may do that.
         if proxy.pinned or pool.persistence.mode == "server_cookie":
@@ -356,7 +368,9 @@ class Lane:
             server = pool.schedule(proxy.client_ip)
         conn = None
         if server is not None:
-            conn = proxy.idle.get(proxy._pool_key(route, head, server), probe=False)
+            plain = route.reencrypt is None
+            key = server.plain_key if plain else proxy._pool_key(route, head, server)
+            conn = proxy.idle.get(key, probe=False)
         if conn is None:
             first = None if server is None else (server, set_cookie)
             self._hand_over(
@@ -496,7 +510,10 @@ class Lane:
         row[conn.server.slot * WIDTH + ACTIVE] -= 1
         if conn.watcher is not None:
             conn.watcher.callback = conn.drop_idle
-        proxy._settle(exchange.route, conn, False, keep, reusable)
+        if reusable and proxy.consumed:  # as proxy._settle does for a connection not pinned
+            proxy.idle.put(conn)
+        else:
+            conn.close()
         row[proxy.service.slot * WIDTH + BYTES_OUT] += len(data)
         tls = self.tls
         try:

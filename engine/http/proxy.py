@@ -546,7 +546,7 @@ class HttpProxyConnection:
         server name sent in TLS, and whether it is TLS."""
         reencrypt = route.reencrypt
         if reencrypt is None:
-            return (server.address, server.port, None, False)
+            return server.plain_key
         # With verification on and no name to send, the certificate is checked against the
         # server's address (its IP SANs).
         host = normalise_host(head.get(b"host")) or None

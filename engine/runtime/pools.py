@@ -97,6 +97,7 @@ class ServerRuntime:
         "key",
         "max_connections",
         "model",
+        "plain_key",
         "port",
         "slot",
         "state",
@@ -116,6 +117,8 @@ class ServerRuntime:
         self.slot = slot
         self.table = table
         self.token = cookie_token(self.key)
+        # Which idle plain-HTTP connections may carry a request here (see upstream.PoolKey).
+        self.plain_key = (self.address, self.port, None, False)
 
     @property
     def active(self) -> int:
