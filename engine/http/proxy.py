@@ -61,6 +61,7 @@ from passerelle.engine.http.wire import (
     head_lines,
     is_connection_auth,
     response_head_bytes,
+    status_line,
 )
 from passerelle.engine.model.config import HeaderOptions
 from passerelle.engine.relay import splice as pipes
@@ -874,7 +875,7 @@ class HttpProxyConnection:
             if extra:
                 drop = drop | extra
         lines = head_lines(response.headers, drop)
-        lines.insert(0, b"HTTP/1.1 %d %s" % (response.status, response.reason))
+        lines.insert(0, status_line(response.status, response.reason))
         if framing is not None:
             lines.append(b"Transfer-Encoding: " + framing)
         p = route.pool.persistence

@@ -91,6 +91,24 @@ def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
     return [(name, value) for name, value in headers if name.lower() not in drop]
 
 
+# Status lines already built, by status: servers answer with a few (status, reason) pairs, and
+# formatting the number is the dearest part of a small response head.
+_status_lines: dict[int, tuple[bytes, bytes]] = {}
+_STATUS_LINES_KEPT = 128
+
+
+def status_line(status: int, reason: bytes) -> bytes:
+    """``HTTP/1.1 status reason``, without the line end."""
+    known = _status_lines.get(status)
+    if known is not None and known[0] == reason:
+        return known[1]
+    line = b"HTTP/1.1 %d %s" % (status, reason)
+    if len(_status_lines) >= _STATUS_LINES_KEPT:
+        _status_lines.clear()
+    _status_lines[status] = (reason, line)
+    return line
+
+
 def head_lines(headers: list[tuple[bytes, bytes]], drop: frozenset[bytes]) -> list[bytes]:
     """``Name: value`` for each header whose lowercased name is not in ``drop``, in order."""
     return [name + b": " + value for name, value in headers if name.lower() not in drop]
