@@ -37,10 +37,11 @@ class _Rotation:
     first server (which would overload the first server at every change).
     """
 
-    __slots__ = ("_last", "_order", "_seen")
+    __slots__ = ("_index", "_last", "_order", "_seen")
 
     def __init__(self) -> None:
         self._last: str | None = None
+        self._index = 0  # where _last was in _seen
         self._seen: object = None  # the sequence _order was taken from (identity check only)
         self._order: tuple[str, ...] = ()
 
@@ -50,6 +51,9 @@ class _Rotation:
         if last is None:
             return 0
         n = len(candidates)
+        if candidates is self._seen:  # the list of the last pick, unchanged
+            i = self._index + 1
+            return i if i < n else 0
         for i in range(n):
             if candidates[i].key == last:
                 return i + 1 if i + 1 < n else 0
@@ -67,6 +71,7 @@ class _Rotation:
 
     def picked(self, candidates: Sequence[Candidate], index: int) -> None:
         self._last = candidates[index].key
+        self._index = index
         # Callers usually reuse one list until the set changes: copy the order only then.
         if candidates is not self._seen:
             self._seen = candidates

@@ -51,15 +51,17 @@ from passerelle.engine.http.upstream import (
     open_connection,
 )
 from passerelle.engine.http.wire import (
+    HEAD_END,
     HOP_BY_HOP,
     LAST_CHUNK,
     any_connection_auth,
     chunk,
-    connection_options,
     error_response,
+    extra_connection_options,
+    head_lines,
     is_connection_auth,
-    request_head_bytes,
     response_head_bytes,
+    status_line,
 )
 from passerelle.engine.model.config import HeaderOptions
 from passerelle.engine.relay import splice as pipes
@@ -95,6 +97,8 @@ IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 # refusal before the client reads it.
 LINGER_TIME = 1.0
 LINGER_BYTES = 256 * 1024
+# Client addresses whose request head ending is kept ready, per service (see HeaderPlan).
+CLIENT_TAILS_KEPT = 4096
 NO_PINS: Mapping[str, ServerConnection] = MappingProxyType({})
 
 
@@ -113,9 +117,24 @@ def _names(names: list[str] | dict[str, str]) -> frozenset[bytes]:
 class HeaderPlan:
     """A service's header options in the form the per-request code wants them."""
 
-    __slots__ = ("request_add", "request_drop", "response_add", "response_drop")
+    __slots__ = (
+        "_client_tails",
+        "append_xff",
+        "request_add",
+        "request_drop",
+        "request_forward_drop",
+        "response_add",
+        "response_drop",
+        "response_end",
+        "response_end_close",
+        "response_end_keep_alive",
+        "response_forward_drop",
+        "tls",
+        "xff",
+        "xfp",
+    )
 
-    def __init__(self, opts: HeaderOptions) -> None:
+    def __init__(self, opts: HeaderOptions, tls: bool) -> None:
         # An added header replaces whatever the peer sent under that name.
         self.request_drop = _names(opts.request_remove) | _names(opts.request_add)
         self.response_drop = _names(opts.response_remove) | _names(opts.response_add)
@@ -125,6 +144,47 @@ class HeaderPlan:
         self.response_add = [
             (n.encode("latin-1"), v.encode("latin-1")) for n, v in opts.response_add.items()
         ]
+        self.tls = tls
+        self.xff = opts.x_forwarded_for
+        self.xfp = opts.x_forwarded_proto
+        self.append_xff = self.xff == "append"
+        # What never goes on from a received head, in one set: hop-by-hop headers, removed
+        # and replaced ones, and the X-Forwarded-* headers the proxy writes itself.
+        forwarded: set[bytes] = set()
+        if self.xff != "off":
+            forwarded.add(b"x-forwarded-for")
+        if self.xfp:
+            forwarded.add(b"x-forwarded-proto")
+        self.request_forward_drop = HOP_BY_HOP | self.request_drop | forwarded
+        self.response_forward_drop = HOP_BY_HOP | self.response_drop
+        # The end of a response head, serialised: added headers, Connection, the blank line.
+        added = [n + b": " + v for n, v in self.response_add]
+        self.response_end = [*added, *HEAD_END]
+        self.response_end_close = [*added, b"Connection: close", *HEAD_END]
+        self.response_end_keep_alive = [*added, b"Connection: keep-alive", *HEAD_END]
+        self._client_tails: dict[str, list[bytes]] = {}
+
+    def request_tail(self, client_ip: str, xff_prior: list[bytes]) -> list[bytes]:
+        """The end of a request head, serialised: X-Forwarded-*, added headers, the blank line."""
+        lines = []
+        if self.xff == "append":
+            lines.append(b"X-Forwarded-For: " + b", ".join([*xff_prior, client_ip.encode()]))
+        elif self.xff == "replace":
+            lines.append(b"X-Forwarded-For: " + client_ip.encode())
+        if self.xfp:
+            lines.append(b"X-Forwarded-Proto: https" if self.tls else b"X-Forwarded-Proto: http")
+        lines += [n + b": " + v for n, v in self.request_add]
+        lines += HEAD_END
+        return lines
+
+    def client_tail(self, client_ip: str) -> list[bytes]:
+        """request_tail for a request that carried no X-Forwarded-For, kept per client."""
+        tail = self._client_tails.get(client_ip)
+        if tail is None:
+            if len(self._client_tails) >= CLIENT_TAILS_KEPT:
+                self._client_tails.clear()
+            tail = self._client_tails[client_ip] = self.request_tail(client_ip, [])
+        return tail
 
 
 _plans: weakref.WeakKeyDictionary[ServiceRuntime, HeaderPlan] = weakref.WeakKeyDictionary()
@@ -134,7 +194,8 @@ def _header_plan(service: ServiceRuntime) -> HeaderPlan:
     # One plan per configuration snapshot of a service, shared by all its connections.
     plan = _plans.get(service)
     if plan is None:
-        plan = _plans[service] = HeaderPlan(service.model.headers)
+        tls = service.tls_server is not None
+        plan = _plans[service] = HeaderPlan(service.model.headers, tls)
     return plan
 
 
@@ -486,45 +547,37 @@ class HttpProxyConnection:
         server name sent in TLS, and whether it is TLS."""
         reencrypt = route.reencrypt
         if reencrypt is None:
-            return (server.address, server.port, None, False)
+            return server.plain_key
         # With verification on and no name to send, the certificate is checked against the
         # server's address (its IP SANs).
         host = normalise_host(head.get(b"host")) or None
         sni = server_hostname_for(reencrypt, host, server.address)
         return (server.address, server.port, sni, route.tls_client is not None)
 
-    def _request_headers(self, head: RequestHead) -> list[tuple[bytes, bytes]]:
-        opts = self.vs.headers
+    def request_head(self, head: RequestHead) -> bytes:
+        """The head sent to the real server: the client's, less hop-by-hop and replaced
+        headers, plus what the service adds."""
         plan = self.plan
-        remove = plan.request_drop
-        tokens = connection_options(head.connection)
-        xff = opts.x_forwarded_for
-        xfp = opts.x_forwarded_proto
-        out: list[tuple[bytes, bytes]] = []
-        xff_prior: list[bytes] = []
-        for name, value in head.headers:
-            lname = name.lower()
-            if lname in HOP_BY_HOP or lname in tokens or lname in remove:
-                continue
-            if lname == b"x-forwarded-for" and xff != "off":
-                xff_prior.append(value)
-                continue
-            if lname == b"x-forwarded-proto" and xfp:
-                continue
-            out.append((name, value))
-        if head.chunked:
-            out.append((b"Transfer-Encoding", b"chunked"))
-        if head.upgrade:
-            out.append((b"Connection", b"Upgrade"))
-            out.append((b"Upgrade", head.get(b"upgrade") or b""))
-        if xff == "append":
-            out.append((b"X-Forwarded-For", b", ".join([*xff_prior, self.client_ip.encode()])))
-        elif xff == "replace":
-            out.append((b"X-Forwarded-For", self.client_ip.encode()))
-        if xfp:
-            out.append((b"X-Forwarded-Proto", b"https" if self.tls else b"http"))
-        out += plan.request_add
-        return out
+        drop = plan.request_forward_drop
+        if head.connection:
+            extra = extra_connection_options(head.connection)
+            if extra:
+                drop = drop | extra
+        headers = head.headers
+        lines = head_lines(headers, drop)
+        lines.insert(0, b"%s %s HTTP/1.1" % (head.method, head.target))
+        if head.chunked or head.upgrade or (len(lines) <= len(headers) and plan.append_xff):
+            if head.chunked:
+                lines.append(b"Transfer-Encoding: chunked")
+            if head.upgrade:
+                lines.append(b"Connection: Upgrade")
+                lines.append(b"Upgrade: " + (head.get(b"upgrade") or b""))
+            # Something was dropped: maybe an X-Forwarded-For that the new one extends.
+            xff_prior = [v for n, v in headers if n.lower() == b"x-forwarded-for"]
+            lines += plan.request_tail(self.client_ip, xff_prior)
+        else:
+            lines += plan.client_tail(self.client_ip)
+        return b"\r\n".join(lines)
 
     def _forward(
         self,
@@ -577,9 +630,7 @@ class HttpProxyConnection:
                 if step is not None:
                     return step()
                 if request_bytes is None:
-                    request_bytes = request_head_bytes(
-                        head.method, head.target, self._request_headers(head)
-                    )
+                    request_bytes = self.request_head(head)
                 return self._exchange(head, route, conn, request_bytes, has_body, set_cookie, auth)
             except ServerFailed as exc:
                 self._drop(route, conn)
@@ -805,7 +856,7 @@ class HttpProxyConnection:
         end = self._next_server_event(conn, self.vs.idle_timeout, True)
         assert isinstance(end, EndOfMessage)
 
-    def _response_headers(
+    def _response_head(
         self,
         response: ResponseHead,
         route: PoolRoute,
@@ -814,34 +865,33 @@ class HttpProxyConnection:
         framing: bytes | None,
         keep: bool,
         head: RequestHead,
-    ) -> list[tuple[bytes, bytes]]:
+    ) -> bytes:
+        """The head sent to the client: the server's, less hop-by-hop and replaced headers,
+        plus the framing, persistence cookie, added headers and Connection the proxy chose."""
         plan = self.plan
-        remove = plan.response_drop
-        tokens = connection_options(response.connection)
-        out = []
-        for name, value in response.headers:
-            lname = name.lower()
-            if lname not in HOP_BY_HOP and lname not in tokens and lname not in remove:
-                out.append((name, value))
+        drop = plan.response_forward_drop
+        if response.connection:
+            extra = extra_connection_options(response.connection)
+            if extra:
+                drop = drop | extra
+        lines = head_lines(response.headers, drop)
+        lines.insert(0, status_line(response.status, response.reason))
         if framing is not None:
-            out.append((b"Transfer-Encoding", framing))
+            lines.append(b"Transfer-Encoding: " + framing)
         p = route.pool.persistence
         if set_cookie:
-            out.append(
-                (
-                    b"Set-Cookie",
-                    set_cookie_value(p.cookie_name, server.token, p.cookie_style, self.tls),
-                )
-            )
+            cookie = set_cookie_value(p.cookie_name, server.token, p.cookie_style, self.tls)
+            lines.append(b"Set-Cookie: " + cookie)
         elif p.mode == "server_cookie":
             for value in set_cookie_values(response.headers, p.cookie_name):
                 route.pool.authority.learn(route.pool.id, "cookie:" + value, server.key, p.timeout)
-        out += plan.response_add
         if not keep:
-            out.append((b"Connection", b"close"))
+            lines += plan.response_end_close
         elif head.version == b"1.0":
-            out.append((b"Connection", b"keep-alive"))
-        return out
+            lines += plan.response_end_keep_alive
+        else:
+            lines += plan.response_end
+        return b"\r\n".join(lines)
 
     def _relay_response(
         self,
@@ -880,16 +930,11 @@ class HttpProxyConnection:
                 framing = b"chunked"
             else:
                 keep = False  # HTTP/1.0 knows no chunks: the body ends with the connection
-        headers = self._response_headers(
+        head_bytes = self._response_head(
             response, route, conn.server, set_cookie, framing, keep, head
         )
         self.responded = True
-        return (
-            framing,
-            keep,
-            response_head_bytes(response.status, response.reason, headers),
-            (close_delimited),
-        )
+        return framing, keep, head_bytes, close_delimited
 
     def _relay_body(self, conn: ServerConnection, out: list[bytes], framing: bytes | None) -> None:
         """Relay the response body after ``out``, the part of the response already gathered."""

@@ -41,6 +41,7 @@ class ServerFailed(Exception):
 class ServerConnection:
     __slots__ = (
         "closed",
+        "fd",
         "idle_since",
         "key",
         "reader",
@@ -55,6 +56,7 @@ class ServerConnection:
 
     def __init__(self, sock: socket.socket, server: ServerRuntime, key: PoolKey) -> None:
         self.sock = sock
+        self.fd = sock.fileno()  # for the lane's reads and writes on a plain connection
         self.send: Send = sender(sock)
         self.server = server
         self.key = key

@@ -57,6 +57,27 @@ def connection_options(values: list[bytes]) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
+# Connection header values seen lately and the options they name beyond HOP_BY_HOP: nearly every
+# peer sends one of a handful ("keep-alive", "close", "Upgrade"), and a message naming none of
+# its own headers then costs one dictionary lookup.
+_extra_options: dict[bytes, frozenset[bytes]] = {}
+_EXTRA_OPTIONS_KEPT = 256
+
+
+def extra_connection_options(values: list[bytes]) -> frozenset[bytes]:
+    """The options named by Connection header ``values`` that are not hop-by-hop anyway."""
+    if len(values) != 1:
+        return connection_options(values) - HOP_BY_HOP if values else _NO_TOKENS
+    value = values[0]
+    extra = _extra_options.get(value)
+    if extra is None:
+        extra = connection_options(values) - HOP_BY_HOP
+        if len(_extra_options) >= _EXTRA_OPTIONS_KEPT:
+            _extra_options.clear()
+        _extra_options[value] = extra
+    return extra
+
+
 def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """The options named by the Connection headers among ``headers`` (see connection_options)."""
     return connection_options(
@@ -68,6 +89,33 @@ def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
     """A copy of ``headers`` without the hop-by-hop ones, named by Connection included."""
     drop = HOP_BY_HOP | connection_tokens(headers)
     return [(name, value) for name, value in headers if name.lower() not in drop]
+
+
+# Status lines already built, by status: servers answer with a few (status, reason) pairs, and
+# formatting the number is the dearest part of a small response head.
+_status_lines: dict[int, tuple[bytes, bytes]] = {}
+_STATUS_LINES_KEPT = 128
+
+
+def status_line(status: int, reason: bytes) -> bytes:
+    """``HTTP/1.1 status reason``, without the line end."""
+    known = _status_lines.get(status)
+    if known is not None and known[0] == reason:
+        return known[1]
+    line = b"HTTP/1.1 %d %s" % (status, reason)
+    if len(_status_lines) >= _STATUS_LINES_KEPT:
+        _status_lines.clear()
+    _status_lines[status] = (reason, line)
+    return line
+
+
+def head_lines(headers: list[tuple[bytes, bytes]], drop: frozenset[bytes]) -> list[bytes]:
+    """``Name: value`` for each header whose lowercased name is not in ``drop``, in order."""
+    return [name + b": " + value for name, value in headers if name.lower() not in drop]
+
+
+# Joined with CRLF after the start line and the header lines, these end the head.
+HEAD_END = (b"", b"")
 
 
 def _head(first_line: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -97,6 +97,7 @@ class ServerRuntime:
         "key",
         "max_connections",
         "model",
+        "plain_key",
         "port",
         "slot",
         "state",
@@ -116,6 +117,8 @@ class ServerRuntime:
         self.slot = slot
         self.table = table
         self.token = cookie_token(self.key)
+        # Which idle plain-HTTP connections may carry a request here (see upstream.PoolKey).
+        self.plain_key = (self.address, self.port, None, False)
 
     @property
     def active(self) -> int:
@@ -155,8 +158,22 @@ class PoolRuntime:
         self.authority = RecentDecisions(authority, model.persistence.timeout)
         self._available: list[ServerRuntime] = []
         self._source_keys: dict[str, str] = {}
+        self._table = table
+        # Without connection limits, only a health change alters which servers may take
+        # connections: the list is then kept for as long as the health generation stays.
+        self._limited = any(s.max_connections for s in self.servers)
+        self._generation = -1
 
     def available(self) -> list[ServerRuntime]:
+        if self._limited:
+            return self._usable()
+        generation = self._table.health_generation[0]
+        if generation != self._generation:
+            self._generation = generation
+            return self._usable()
+        return self._available
+
+    def _usable(self) -> list[ServerRuntime]:
         candidates = [s for s in self.servers if s.usable()]
         # The same servers as last time give the same list object: schedulers keep what they
         # derived from a list (the rotation order) until the set of servers changes.

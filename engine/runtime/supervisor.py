@@ -305,7 +305,7 @@ class Supervisor:
         known = self.health.status()
         new = [t for t in targets if t not in known or known[t].up is None]
         for tid in new:
-            self.table.health[slots[server_slot_key(*tid.split("|", 1))]] = HEALTH_UNKNOWN
+            self.table.set_health(slots[server_slot_key(*tid.split("|", 1))], HEALTH_UNKNOWN)
             self._first_results[tid] = Event()
         self.health.update(targets)
         # Keep a just-added server out of a reload's way for no longer than its first check.
@@ -323,7 +323,7 @@ class Supervisor:
         if slot is not None:
             if not up:  # before the health byte: a worker seeing DOWN also sees when
                 self.table.down_at[slot] = time.monotonic()
-            self.table.health[slot] = HEALTH_UP if up else HEALTH_DOWN
+            self.table.set_health(slot, HEALTH_UP if up else HEALTH_DOWN)
         if not up:
             self.persistence.forget_server(pool, server_key)
         log.info("real server %s in %s is %s: %s", server_key, pool, "up" if up else "down", detail)

@@ -7,7 +7,8 @@ connection per worker at one instant, which is the price of not locking.
 
 The health region holds one byte per slot, and the down region the time (CLOCK_MONOTONIC, one
 clock for every process) at which each slot's server was last marked down; both are written only
-by the supervisor.
+by the supervisor, which also counts its health writes (the health generation): a worker that
+sees the same generation knows no health byte changed, without reading them all.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class CounterTable:
         self.workers = workers
         row_bytes = SLOTS * WIDTH * 8
         health_end = row_bytes * workers + SLOTS
-        size = health_end + SLOTS * 8
+        down_end = health_end + SLOTS * 8
+        size = down_end + 8
         if create:
             with open(path, "wb") as f:
                 f.truncate(size)
@@ -42,7 +44,13 @@ class CounterTable:
         view = memoryview(self._map)
         self._rows = [view[i * row_bytes : (i + 1) * row_bytes].cast("q") for i in range(workers)]
         self.health = view[row_bytes * workers : health_end]
-        self.down_at = view[health_end:].cast("d")
+        self.down_at = view[health_end:down_end].cast("d")
+        self.health_generation = view[down_end:].cast("q")
+
+    def set_health(self, slot: int, state: int) -> None:
+        """Write a server's health byte (the supervisor's job) and count the change."""
+        self.health[slot] = state
+        self.health_generation[0] += 1
 
     def row(self, worker: int) -> memoryview:
         """The writable row of one worker: index ``slot * WIDTH + counter``."""
@@ -65,6 +73,7 @@ class CounterTable:
     def close(self) -> None:
         self.health.release()
         self.down_at.release()
+        self.health_generation.release()
         for row in self._rows:
             row.release()
         self._map.close()

@@ -417,6 +417,46 @@ def test_forwarded_headers_and_header_options(l7, servers):
     assert o_resp.getheader("X-Served-By") == "fe0" and o_resp.getheader("X-Proxy") is None
 
 
+def test_headers_named_by_connection_stay_on_their_hop(l7, raw):
+    """RFC 9110 7.6.1: what a Connection header names is for the next hop only, both ways;
+    the same Connection value on later messages (as browsers and servers send it) too."""
+    server = raw(
+        serving(
+            lambda m: response(
+                200,
+                b"ok",
+                [
+                    (b"Connection", b"keep-alive, X-Private"),
+                    (b"X-Private", b"server-side"),
+                    (b"Keep-Alive", b"timeout=5"),
+                    (b"X-Public", b"yes"),
+                ],
+            )
+        )
+    )
+    [port] = l7.deploy(l7_service(server))
+    client = Stream.connect(port)
+    try:
+        for _ in range(3):
+            client.send(
+                b"GET /c HTTP/1.1\r\nHost: app.test\r\nConnection: keep-alive, X-Hop\r\n"
+                b"X-Hop: client-side\r\nKeep-Alive: 300\r\nX-Kept: 1\r\n\r\n"
+            )
+            answer = client.response(b"GET")
+            assert answer.head.status == 200 and answer.body == b"ok"
+            assert answer.head.get(b"x-public") == b"yes"
+            assert answer.head.get(b"x-private") is None, answer.head.raw
+            assert answer.head.get(b"keep-alive") is None, answer.head.raw
+    finally:
+        client.close()
+    assert len(server.requests) == 3
+    for request in server.requests:
+        assert request.head.get(b"x-kept") == b"1"
+        assert request.head.get(b"x-hop") is None, request.head.raw
+        assert request.head.get(b"keep-alive") is None, request.head.raw
+        assert request.head.get(b"connection") is None, request.head.raw
+
+
 # -- timeouts and stale server connections -----------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from passerelle.engine.http.wire import (
     reason_phrase,
     request_head_bytes,
     response_head_bytes,
+    status_line,
     strip_hop_by_hop,
 )
 
@@ -183,3 +184,12 @@ def test_strip_hop_by_hop() -> None:
         (b"Accept", b"*/*"),
     ]
     assert strip_hop_by_hop(headers) == [(b"Host", b"a"), (b"Accept", b"*/*")]
+
+
+def test_status_line_follows_the_reason_the_server_gave() -> None:
+    # Lines are kept per status: the same status with another reason must not reuse one.
+    assert status_line(200, b"OK") == b"HTTP/1.1 200 OK"
+    assert status_line(200, b"OK") == b"HTTP/1.1 200 OK"
+    assert status_line(200, b"Fine") == b"HTTP/1.1 200 Fine"
+    assert status_line(200, b"") == b"HTTP/1.1 200 "
+    assert status_line(599, b"X") == b"HTTP/1.1 599 X"

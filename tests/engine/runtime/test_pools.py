@@ -56,7 +56,7 @@ def make_pool(table: CounterTable, authority: Authority, **extra) -> PoolRuntime
     slots = iter(range(100))
     pool = PoolRuntime("web", model, lambda key: next(slots), table, authority)
     for server in pool.servers:
-        table.health[server.slot] = HEALTH_UP
+        table.set_health(server.slot, HEALTH_UP)
     return pool
 
 
@@ -77,7 +77,7 @@ def test_a_remembered_server_that_goes_down_is_not_used(table) -> None:
     pool = make_pool(table, authority)
     key = pool.source_persist_key("192.0.2.7")
     first = pool.choose("192.0.2.7", key)
-    table.health[first.slot] = HEALTH_DOWN
+    table.set_health(first.slot, HEALTH_DOWN)
     other = pool.choose("192.0.2.7", key)
     assert other is not None and other is not first
 
@@ -130,3 +130,18 @@ def test_reuse_never_outlasts_half_the_persistence_timeout(clock) -> None:
     assert recent.recall("k") == "10.0.0.1:80"
     clock[0] = 0.26
     assert recent.recall("k") is None
+
+
+def test_round_robin_follows_health_changes_between_picks(table) -> None:
+    # Without connection limits the usable list is kept between picks and renewed when the
+    # supervisor's health generation moves: each change must show at the very next pick.
+    pool = make_pool(table, Authority(), persistence={"mode": "none"})
+    a, b = pool.servers
+    assert [pool.schedule("192.0.2.7") for _ in range(4)] == [a, b, a, b]
+    table.set_health(b.slot, HEALTH_DOWN)
+    assert [pool.schedule("192.0.2.7") for _ in range(3)] == [a, a, a]
+    table.set_health(b.slot, HEALTH_UP)
+    assert [pool.schedule("192.0.2.7") for _ in range(2)] == [b, a]
+    table.set_health(a.slot, HEALTH_DOWN)
+    table.set_health(b.slot, HEALTH_DOWN)
+    assert pool.schedule("192.0.2.7") is None
