@@ -387,13 +387,14 @@ class HttpProxyConnection:
 
     def _follow_reload(self) -> bool:
         """Each request sees the latest configuration; False if the service is gone."""
+        if not self.service.superseded:
+            return True
         latest = self.current()
         if latest is None:
             return False
-        if latest is not self.service:
-            self.service = latest
-            self.vs = latest.model
-            self.plan = _header_plan(latest)
+        self.service = latest
+        self.vs = latest.model
+        self.plan = _header_plan(latest)
         return True
 
     def _serve_request(self, head: RequestHead) -> bool:

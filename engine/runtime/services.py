@@ -50,6 +50,8 @@ class ServiceRuntime:
     tls_server: ssl.SSLContext | None
     routes: dict[str | None, PoolRoute] = field(default_factory=dict)
     switch: ContentSwitch | None = None
+    # Set when a newer snapshot replaced this one: connections look for their service again.
+    superseded: bool = False
 
     @property
     def name(self) -> str:

@@ -119,6 +119,8 @@ class Worker:
         except Exception as exc:  # a snapshot we cannot build leaves the running one in place
             log.exception("configuration version %s not applied", message["version"])
             return {"version": self.version, "errors": [f"not applied: {exc}"]}
+        for old in self.services.values():
+            old.superseded = True
         self.services = services
         self.accepting = message.get("accepting", True)
         errors = self._reconcile_listeners()
