@@ -320,7 +320,7 @@ class Lane:
             if type(event) is not RequestHead:
                 self._refuse(HttpError(400, "unexpected data between requests"))
                 return
-            if not proxy._follow_reload():
+            if proxy.service.superseded and not proxy._follow_reload():
                 self._refuse(HttpError(503, "This service was removed."))
                 return
             if not self._start(event):
