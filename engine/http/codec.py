@@ -26,9 +26,10 @@ so no other parser ever sees it); several spaces between method and target are a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import chain, compress
 from operator import itemgetter
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
 import httptools
 
@@ -52,10 +53,6 @@ _name_of = itemgetter(0)
 _chain_pairs = chain.from_iterable
 _value_of = itemgetter(1)
 
-# Events are tuples made by tuple.__new__ straight from C: a dataclass __init__ would run
-# Python code for every field of every message.
-_new_event = tuple.__new__
-
 _is_content_length = b"content-length".__eq__
 _is_connection = b"connection".__eq__
 
@@ -69,16 +66,8 @@ def _pairs_size(headers: list[tuple[bytes, bytes]]) -> int:
     return sum(map(len, _chain_pairs(headers))) + 4 * len(headers)
 
 
-def _same_event(self: tuple, other: object) -> bool:
-    # Tuples of different event types must not compare equal: Body(b"x") is not Upgraded(b"x").
-    return type(other) is type(self) and tuple.__eq__(self, other)  # type: ignore[arg-type]
-
-
-def _other_event(self: tuple, other: object) -> bool:
-    return not _same_event(self, other)
-
-
-class RequestHead(NamedTuple):
+@dataclass(slots=True)
+class RequestHead:
     method: bytes
     target: bytes
     version: bytes
@@ -106,11 +95,9 @@ class RequestHead(NamedTuple):
         end = target.find(b"?")
         return target if end < 0 else target[:end]
 
-    __eq__ = _same_event  # type: ignore[assignment]
-    __ne__ = _other_event  # type: ignore[assignment]
 
-
-class ResponseHead(NamedTuple):
+@dataclass(slots=True)
+class ResponseHead:
     status: int
     reason: bytes
     version: bytes
@@ -129,15 +116,10 @@ class ResponseHead(NamedTuple):
     def get_all(self, name: bytes) -> list[bytes]:
         return _get_all(self.headers, self.names, name)
 
-    __eq__ = _same_event  # type: ignore[assignment]
-    __ne__ = _other_event  # type: ignore[assignment]
 
-
-class Body(NamedTuple):
+@dataclass(slots=True)
+class Body:
     data: bytes  # payload, already de-chunked
-
-    __eq__ = _same_event  # type: ignore[assignment]
-    __ne__ = _other_event  # type: ignore[assignment]
 
 
 class EndOfMessage:
@@ -150,11 +132,9 @@ class EndOfMessage:
 END_OF_MESSAGE = EndOfMessage()
 
 
-class Upgraded(NamedTuple):
+@dataclass(slots=True)
+class Upgraded:
     rest: bytes  # tunnel bytes that followed the message; may be empty
-
-    __eq__ = _same_event  # type: ignore[assignment]
-    __ne__ = _other_event  # type: ignore[assignment]
 
 
 Event = RequestHead | ResponseHead | Body | EndOfMessage | Upgraded
@@ -271,7 +251,7 @@ class _Reader:
         state = self._state
         if state == _UPGRADED:
             if data:
-                self._events.append(_new_event(Upgraded, (data,)))
+                self._events.append(Upgraded(data))
         elif state == _UPGRADE_BODY:
             self._upgrade_body(data)
         elif state == _FAILED:
@@ -340,22 +320,22 @@ class _Reader:
             self._upgrade_body(rest)
         else:
             self._state = _UPGRADED
-            self._events.append(_new_event(Upgraded, (rest,)))
+            self._events.append(Upgraded(rest))
 
     def _upgrade_body(self, data: bytes) -> None:
         # llhttp skips the body of an upgrade request: it is cut from the tunnel bytes here.
         left = self._upgrade_left
         if len(data) < left:
             if data:
-                self._events.append(_new_event(Body, (data,)))
+                self._events.append(Body(data))
                 self._upgrade_left = left - len(data)
             return
         self._upgrade_left = 0
         events = self._events
-        events.append(_new_event(Body, (data[:left],)))
+        events.append(Body(data[:left]))
         events.append(END_OF_MESSAGE)
         self._state = _UPGRADED
-        events.append(_new_event(Upgraded, (data[left:],)))
+        events.append(Upgraded(data[left:]))
 
     # -- llhttp callbacks --------------------------------------------------------
 
@@ -537,21 +517,18 @@ class RequestReader(_Reader):
             and _get_all(headers, names, b"expect")[-1].lower() == b"100-continue"
         )
         self._events.append(
-            _new_event(
-                RequestHead,
-                (
-                    method,
-                    self._line,
-                    version,
-                    headers,
-                    keep_alive,
-                    chunked,
-                    length,
-                    upgrade,
-                    expect_continue,
-                    connection,
-                    names,
-                ),
+            RequestHead(
+                method,
+                self._line,
+                version,
+                headers,
+                keep_alive,
+                chunked,
+                length,
+                upgrade,
+                expect_continue,
+                connection,
+                names,
             )
         )
         # What follows belongs to the body; trailers land in a list of their own, dropped,
@@ -560,7 +537,7 @@ class RequestReader(_Reader):
         self._headers = []
 
     def on_body(self, body: bytes) -> None:
-        self._events.append(_new_event(Body, (body,)))
+        self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
         if self._headers:
@@ -684,7 +661,7 @@ class ResponseReader(_Reader):
             data = data[cut:]
             if self._state == _UPGRADED:
                 if data:  # the cut fell at the end of a 101 head: the rest is tunnel data
-                    self._events[-1] = _new_event(Upgraded, (data,))
+                    self._events[-1] = Upgraded(data)
                 return
             if self._head_answered:
                 self._head_answered = False
@@ -713,19 +690,16 @@ class ResponseReader(_Reader):
             keep_alive = _keep_alive(version, connection)
             events = self._events
             events.append(
-                _new_event(
-                    ResponseHead,
-                    (
-                        status,
-                        self._line,
-                        version,
-                        headers,
-                        keep_alive,
-                        chunked,
-                        length,
-                        connection,
-                        names,
-                    ),
+                ResponseHead(
+                    status,
+                    self._line,
+                    version,
+                    headers,
+                    keep_alive,
+                    chunked,
+                    length,
+                    connection,
+                    names,
                 )
             )
             events.append(END_OF_MESSAGE)
@@ -742,19 +716,16 @@ class ResponseReader(_Reader):
             status >= 200 and status != 204 and status != 304 and not chunked and length is None
         )
         self._events.append(
-            _new_event(
-                ResponseHead,
-                (
-                    status,
-                    self._line,
-                    version,
-                    headers,
-                    keep_alive,
-                    chunked,
-                    length,
-                    connection,
-                    names,
-                ),
+            ResponseHead(
+                status,
+                self._line,
+                version,
+                headers,
+                keep_alive,
+                chunked,
+                length,
+                connection,
+                names,
             )
         )
         # What follows belongs to the body; trailers land in a list of their own, dropped,
@@ -765,7 +736,7 @@ class ResponseReader(_Reader):
     def on_body(self, body: bytes) -> None:
         if not self._head_answered:
             self._body_left -= len(body)
-            self._events.append(_new_event(Body, (body,)))
+            self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
         if self._head_answered:
