@@ -27,8 +27,7 @@ so no other parser ever sees it); several spaces between method and target are a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain, compress
-from operator import itemgetter
+from itertools import chain
 from typing import Any, NoReturn
 
 import httptools
@@ -49,21 +48,23 @@ class HttpError(Exception):
         return f"{self.status} {self.reason}"
 
 
-_name_of = itemgetter(0)
-_chain_pairs = chain.from_iterable
-_value_of = itemgetter(1)
+def _get(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    size = len(name)
+    for key, value in headers:
+        # The length test skips lower() for nearly every header.
+        if len(key) == size and key.lower() == name:
+            return value
+    return None
 
-_is_content_length = b"content-length".__eq__
-_is_connection = b"connection".__eq__
 
-
-def _get_all(headers: list[tuple[bytes, bytes]], names: list[bytes], name: bytes) -> list[bytes]:
-    return list(compress(map(_value_of, headers), map(name.__eq__, names)))
+def _get_all(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    size = len(name)
+    return [value for key, value in headers if len(key) == size and key.lower() == name]
 
 
 def _pairs_size(headers: list[tuple[bytes, bytes]]) -> int:
     """Size of header lines as the head limit counts them: name, value and 4 bytes each."""
-    return sum(map(len, _chain_pairs(headers))) + 4 * len(headers)
+    return sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
 
 
 @dataclass(slots=True)
@@ -78,15 +79,13 @@ class RequestHead:
     upgrade: bool
     expect_continue: bool
     connection: list[bytes]  # values of the Connection headers, as sent
-    names: list[bytes]  # the names of headers, lowercased, in the same order
 
     def get(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (given lowercase), or None."""
-        names = self.names
-        return self.headers[names.index(name)][1] if name in names else None
+        return _get(self.headers, name)
 
     def get_all(self, name: bytes) -> list[bytes]:
-        return _get_all(self.headers, self.names, name)
+        return _get_all(self.headers, name)
 
     @property
     def path(self) -> bytes:
@@ -106,15 +105,13 @@ class ResponseHead:
     chunked: bool
     content_length: int | None
     connection: list[bytes]  # values of the Connection headers, as sent
-    names: list[bytes]  # the names of headers, lowercased, in the same order
 
     def get(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (given lowercase), or None."""
-        names = self.names
-        return self.headers[names.index(name)][1] if name in names else None
+        return _get(self.headers, name)
 
     def get_all(self, name: bytes) -> list[bytes]:
-        return _get_all(self.headers, self.names, name)
+        return _get_all(self.headers, name)
 
 
 @dataclass(slots=True)
@@ -149,6 +146,10 @@ _UPGRADED = 5  # tunnel: bytes are passed through
 _FAILED = 6  # refused: every call re-raises the error until reset()
 
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
+_WATCHED_LENGTHS = frozenset(
+    len(name)
+    for name in (b"content-length", b"transfer-encoding", b"host", b"expect", b"connection")
+)
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -169,6 +170,7 @@ class _Reader:
         "_begun",
         "_error",
         "_events",
+        "_fed",
         "_head_fed",
         "_headers",
         "_keep_alive",
@@ -227,6 +229,7 @@ class _Reader:
         self._error: HttpError | None = None
         self._state = _IDLE
         self._begun = 0
+        self._fed = 0
         self._head_fed = 0
         self._keep_alive = True
         self._upgrading = False
@@ -263,6 +266,7 @@ class _Reader:
     def _parse(self, data: bytes) -> None:
         state = self._state
         self._begun = 0
+        self._fed = len(data)
         parser = self._parser
         if parser is None:
             parser = self._parser = self._parser_type(self)
@@ -351,35 +355,60 @@ class _Reader:
 
     # -- the head, once complete -------------------------------------------------
 
-    def _head_fields(
-        self,
-    ) -> tuple[list[tuple[bytes, bytes]], list[bytes], int | None, list[bytes]]:
+    def _head_fields(self) -> tuple[int | None, int, bytes | None, int, bool, list[bytes]]:
         """Checks the limits and the Content-Length of the head that just ended, and gives
-        its headers, their lowercased names, its Content-Length and its Connection values."""
+        what its headers say: Content-Length, how many Transfer-Encoding and the last one,
+        how many Host, whether the last Expect is 100-continue, the Connection values."""
         headers = self._headers
-        names = list(map(bytes.lower, map(_name_of, headers)))
+        # A head that began and ended in this chunk is not bigger, as the limit counts it,
+        # than the chunk plus 1 byte a line (each line has at least ":" and CRLF).
+        if (
+            not self._begun
+            or self._fed + len(headers) > self._max_head_bytes
+            or len(headers) > self._max_headers
+        ):
+            self._check_head_limits(headers)
+        length = None
+        te_count = 0
+        te = None
+        hosts = 0
+        expect_continue = False
+        connection: list[bytes] = []
+        for name, value in headers:
+            if len(name) in _WATCHED_LENGTHS:  # most names are not: spare them lower()
+                lname = name.lower()
+                if lname == b"host":
+                    hosts += 1
+                elif lname == b"content-length":
+                    if length is not None or not value.isdigit():
+                        self._fail(self._bad, "invalid Content-Length")
+                    length = int(value)
+                elif lname == b"connection":
+                    connection.append(value)
+                elif lname == b"transfer-encoding":
+                    te_count += 1
+                    te = value
+                elif lname == b"expect":
+                    expect_continue = value.lower() == b"100-continue"
+        return length, te_count, te, hosts, expect_continue, connection
+
+    def _exact_head_size(self, headers: list[tuple[bytes, bytes]]) -> int:
+        """Size of the head that just ended, as the limit counts it."""
         if self._sized:  # the head arrived in pieces: part of it was measured already
             size = self._size + _pairs_size(headers[self._sized :])
             self._sized = 0  # the trailers are measured from here on, in a list of their own
         else:
-            size = sum(map(len, _chain_pairs(headers))) + 4 * len(headers)
-        size += len(self._line)
-        if size > self._max_head_bytes or len(headers) > self._max_headers:
-            self._refuse_head(headers, names)
-        self._size = size  # trailers count on top of it
-        length = None
-        if b"content-length" in names:
-            length = self._content_length(
-                list(compress(map(_value_of, headers), map(_is_content_length, names)))
-            )
-        connection = (
-            list(compress(map(_value_of, headers), map(_is_connection, names)))
-            if b"connection" in names
-            else []
-        )
-        return headers, names, length, connection
+            size = _pairs_size(headers)
+        return size + len(self._line)
 
-    def _refuse_head(self, headers: list[tuple[bytes, bytes]], names: list[bytes]) -> NoReturn:
+    def _check_head_limits(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if (
+            self._exact_head_size(headers) > self._max_head_bytes
+            or len(headers) > self._max_headers
+        ):
+            self._refuse_head(headers)
+
+    def _refuse_head(self, headers: list[tuple[bytes, bytes]]) -> NoReturn:
         """Refuses a head over a limit, naming the fault a header-by-header reading of it
         meets first (a size limit or a bad Content-Length before the count limit)."""
         limit = self._max_head_bytes
@@ -387,11 +416,11 @@ class _Reader:
         if size > limit:
             self._fail(self._too_big, f"{self._what} head too large")
         lengths = []
-        for (name, value), lname in zip(headers, names, strict=True):
+        for name, value in headers:
             size += len(name) + len(value) + 4
             if size > limit:
                 self._fail(self._too_big, f"{self._what} head too large")
-            if lname == b"content-length":
+            if name.lower() == b"content-length":
                 lengths.append(value)
                 self._content_length(lengths)
         self._fail(self._too_big, f"too many {self._what} headers")
@@ -405,20 +434,23 @@ class _Reader:
     def _chunked(
         self,
         version: bytes,
-        headers: list[tuple[bytes, bytes]],
-        names: list[bytes],
+        te_count: int,
+        te: bytes | None,
         length: int | None,
+        headers: list[tuple[bytes, bytes]],
     ) -> bool:
         """Transfer-Encoding rules shared by both directions, for a head that has one."""
-        values = _get_all(headers, names, b"transfer-encoding")
         if version != b"1.1":
             self._fail(self._bad, "Transfer-Encoding on HTTP/1.0")
-        if len(values) > 1:
+        if te_count > 1:
             self._fail(self._bad, "repeated Transfer-Encoding")
         if length is not None:
             self._fail(self._bad, "both Content-Length and Transfer-Encoding")
-        if values[0].lower() != b"chunked":
+        assert te is not None
+        if te.lower() != b"chunked":
             self._fail(self._bad, "unsupported Transfer-Encoding")
+        # Trailers may follow, and count on top of the head.
+        self._size = self._exact_head_size(headers)
         return True
 
     def _end_trailers(self) -> None:
@@ -488,7 +520,8 @@ class RequestReader(_Reader):
         self._line += url  # measured with the head (see _Reader)
 
     def on_headers_complete(self) -> None:
-        headers, names, length, connection = self._head_fields()
+        length, te_count, te, hosts, expect_continue, connection = self._head_fields()
+        headers = self._headers
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
@@ -496,8 +529,7 @@ class RequestReader(_Reader):
         method = parser.get_method()
         if method == b"CONNECT":
             self._fail(405, "CONNECT is not supported")
-        chunked = b"transfer-encoding" in names and self._chunked(version, headers, names, length)
-        hosts = names.count(b"host")
+        chunked = te_count > 0 and self._chunked(version, te_count, te, length, headers)
         if hosts != 1:
             if hosts:
                 self._fail(400, "more than one Host header")
@@ -511,11 +543,6 @@ class RequestReader(_Reader):
             self._upgrade_left = length or 0
         keep_alive = parser.should_keep_alive()
         self._keep_alive = keep_alive
-        # The last Expect counts.
-        expect_continue = (
-            b"expect" in names
-            and _get_all(headers, names, b"expect")[-1].lower() == b"100-continue"
-        )
         self._events.append(
             RequestHead(
                 method,
@@ -528,7 +555,6 @@ class RequestReader(_Reader):
                 upgrade,
                 expect_continue,
                 connection,
-                names,
             )
         )
         # What follows belongs to the body; trailers land in a list of their own, dropped,
@@ -674,7 +700,8 @@ class ResponseReader(_Reader):
         self._line += reason  # measured with the head (see _Reader)
 
     def on_headers_complete(self) -> None:
-        headers, names, length, connection = self._head_fields()
+        length, te_count, te, _, _, connection = self._head_fields()
+        headers = self._headers
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
@@ -682,7 +709,7 @@ class ResponseReader(_Reader):
         status = parser.get_status_code()
         if not 100 <= status <= 599:
             self._fail(502, "invalid response status")
-        chunked = b"transfer-encoding" in names and self._chunked(version, headers, names, length)
+        chunked = te_count > 0 and self._chunked(version, te_count, te, length, headers)
         if status == 101 and not parser.should_upgrade():
             self._fail(502, "101 response without Upgrade")
         self._status = status
@@ -699,7 +726,6 @@ class ResponseReader(_Reader):
                     chunked,
                     length,
                     connection,
-                    names,
                 )
             )
             events.append(END_OF_MESSAGE)
@@ -725,7 +751,6 @@ class ResponseReader(_Reader):
                 chunked,
                 length,
                 connection,
-                names,
             )
         )
         # What follows belongs to the body; trailers land in a list of their own, dropped,
