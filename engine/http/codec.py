@@ -146,9 +146,14 @@ _UPGRADED = 5  # tunnel: bytes are passed through
 _FAILED = 6  # refused: every call re-raises the error until reset()
 
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
-_WATCHED_LENGTHS = frozenset(
+# Lengths of the names of the headers each reader looks at: most names have none of them,
+# which spares them lower().
+_REQUEST_WATCHED_LENGTHS = frozenset(
     len(name)
     for name in (b"content-length", b"transfer-encoding", b"host", b"expect", b"connection")
+)
+_RESPONSE_WATCHED_LENGTHS = frozenset(
+    len(name) for name in (b"content-length", b"transfer-encoding", b"connection")
 )
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -162,8 +167,9 @@ class _Reader:
 
     The llhttp callbacks run for every header and every message, each at a high fixed cost:
     on_header only stores the pair, and the limits and the headers a proxy must look at are
-    checked once per head, in _head_fields. A head that stays open past a fed chunk is
-    measured at the end of that chunk (_parse), so the limits hold while it streams.
+    checked once per head, in one loop in on_headers_complete. A head that stays open past a
+    fed chunk is measured at the end of that chunk (_parse), so the limits hold while it
+    streams. Trailers are only measured.
     """
 
     __slots__ = (
@@ -355,43 +361,6 @@ class _Reader:
 
     # -- the head, once complete -------------------------------------------------
 
-    def _head_fields(self) -> tuple[int | None, int, bytes | None, int, bool, list[bytes]]:
-        """Checks the limits and the Content-Length of the head that just ended, and gives
-        what its headers say: Content-Length, how many Transfer-Encoding and the last one,
-        how many Host, whether the last Expect is 100-continue, the Connection values."""
-        headers = self._headers
-        # A head that began and ended in this chunk is not bigger, as the limit counts it,
-        # than the chunk plus 1 byte a line (each line has at least ":" and CRLF).
-        if (
-            not self._begun
-            or self._fed + len(headers) > self._max_head_bytes
-            or len(headers) > self._max_headers
-        ):
-            self._check_head_limits(headers)
-        length = None
-        te_count = 0
-        te = None
-        hosts = 0
-        expect_continue = False
-        connection: list[bytes] = []
-        for name, value in headers:
-            if len(name) in _WATCHED_LENGTHS:  # most names are not: spare them lower()
-                lname = name.lower()
-                if lname == b"host":
-                    hosts += 1
-                elif lname == b"content-length":
-                    if length is not None or not value.isdigit():
-                        self._fail(self._bad, "invalid Content-Length")
-                    length = int(value)
-                elif lname == b"connection":
-                    connection.append(value)
-                elif lname == b"transfer-encoding":
-                    te_count += 1
-                    te = value
-                elif lname == b"expect":
-                    expect_continue = value.lower() == b"100-continue"
-        return length, te_count, te, hosts, expect_continue, connection
-
     def _exact_head_size(self, headers: list[tuple[bytes, bytes]]) -> int:
         """Size of the head that just ended, as the limit counts it."""
         if self._sized:  # the head arrived in pieces: part of it was measured already
@@ -520,8 +489,34 @@ class RequestReader(_Reader):
         self._line += url  # measured with the head (see _Reader)
 
     def on_headers_complete(self) -> None:
-        length, te_count, te, hosts, expect_continue, connection = self._head_fields()
         headers = self._headers
+        count = len(headers)
+        # The limits: a head that began and ended in this chunk is not bigger, as they
+        # count it, than the chunk plus 1 byte a line (each line has ":" and CRLF at least).
+        if not self._begun or self._fed + count > self._max_head_bytes or count > self._max_headers:
+            self._check_head_limits(headers)
+        length = None
+        te_count = 0
+        te = None
+        hosts = 0
+        expect_continue = False
+        connection: list[bytes] = []
+        for name, value in headers:
+            if len(name) in _REQUEST_WATCHED_LENGTHS:
+                lname = name.lower()
+                if lname == b"host":
+                    hosts += 1
+                elif lname == b"content-length":
+                    if length is not None or not value.isdigit():
+                        self._fail(400, "invalid Content-Length")
+                    length = int(value)
+                elif lname == b"connection":
+                    connection.append(value)
+                elif lname == b"transfer-encoding":
+                    te_count += 1
+                    te = value
+                elif lname == b"expect":
+                    expect_continue = value.lower() == b"100-continue"  # the last one counts
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
@@ -700,8 +695,28 @@ class ResponseReader(_Reader):
         self._line += reason  # measured with the head (see _Reader)
 
     def on_headers_complete(self) -> None:
-        length, te_count, te, _, _, connection = self._head_fields()
         headers = self._headers
+        count = len(headers)
+        # The limits: a head that began and ended in this chunk is not bigger, as they
+        # count it, than the chunk plus 1 byte a line (each line has ":" and CRLF at least).
+        if not self._begun or self._fed + count > self._max_head_bytes or count > self._max_headers:
+            self._check_head_limits(headers)
+        length = None
+        te_count = 0
+        te = None
+        connection: list[bytes] = []
+        for name, value in headers:
+            if len(name) in _RESPONSE_WATCHED_LENGTHS:
+                lname = name.lower()
+                if lname == b"content-length":
+                    if length is not None or not value.isdigit():
+                        self._fail(502, "invalid Content-Length")
+                    length = int(value)
+                elif lname == b"connection":
+                    connection.append(value)
+                elif lname == b"transfer-encoding":
+                    te_count += 1
+                    te = value
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
@@ -739,7 +754,7 @@ class ResponseReader(_Reader):
         self._keep_alive = keep_alive
         self._body_left = length or 0
         self._until_close = (
-            status >= 200 and status != 204 and status != 304 and not chunked and length is None
+            length is None and not chunked and status >= 200 and status != 204 and status != 304
         )
         self._events.append(
             ResponseHead(
