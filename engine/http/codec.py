@@ -27,7 +27,8 @@ so no other parser ever sees it); several spaces between method and target are a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NoReturn
+from itertools import chain
+from typing import Any, NoReturn
 
 import httptools
 
@@ -47,18 +48,26 @@ class HttpError(Exception):
         return f"{self.status} {self.reason}"
 
 
-def _get(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+# get() and get_all() of both heads: methods of their own, not wrappers (one call less).
+def _get(self: RequestHead | ResponseHead, name: bytes) -> bytes | None:
+    """First value of header ``name`` (given lowercase), or None."""
     size = len(name)
-    for key, value in headers:
+    for key, value in self.headers:
         # The length test skips lower() for nearly every header.
         if len(key) == size and key.lower() == name:
             return value
     return None
 
 
-def _get_all(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+def _get_all(self: RequestHead | ResponseHead, name: bytes) -> list[bytes]:
+    """Every value of header ``name`` (given lowercase), in order."""
     size = len(name)
-    return [value for key, value in headers if len(key) == size and key.lower() == name]
+    return [value for key, value in self.headers if len(key) == size and key.lower() == name]
+
+
+def _pairs_size(headers: list[tuple[bytes, bytes]]) -> int:
+    """Size of header lines as the head limit counts them: name, value and 4 bytes each."""
+    return sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
 
 
 @dataclass(slots=True)
@@ -74,12 +83,8 @@ class RequestHead:
     expect_continue: bool
     connection: list[bytes]  # values of the Connection headers, as sent
 
-    def get(self, name: bytes) -> bytes | None:
-        """First value of header ``name`` (given lowercase), or None."""
-        return _get(self.headers, name)
-
-    def get_all(self, name: bytes) -> list[bytes]:
-        return _get_all(self.headers, name)
+    get = _get
+    get_all = _get_all
 
     @property
     def path(self) -> bytes:
@@ -100,12 +105,8 @@ class ResponseHead:
     content_length: int | None
     connection: list[bytes]  # values of the Connection headers, as sent
 
-    def get(self, name: bytes) -> bytes | None:
-        """First value of header ``name`` (given lowercase), or None."""
-        return _get(self.headers, name)
-
-    def get_all(self, name: bytes) -> list[bytes]:
-        return _get_all(self.headers, name)
+    get = _get
+    get_all = _get_all
 
 
 @dataclass(slots=True)
@@ -130,10 +131,6 @@ class Upgraded:
 
 Event = RequestHead | ResponseHead | Body | EndOfMessage | Upgraded
 
-# What an idle reader holds instead of the finished message's lists (see _clear_message);
-# immutable, so a stray append between messages fails loudly instead of leaking into others.
-_NO_ITEMS: tuple = ()
-
 # Reader states. Everything from _DONE on bypasses llhttp.
 _IDLE = 0  # between messages
 _HEAD = 1  # inside a head
@@ -144,8 +141,15 @@ _UPGRADED = 5  # tunnel: bytes are passed through
 _FAILED = 6  # refused: every call re-raises the error until reset()
 
 _VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
-_WATCHED = frozenset((b"content-length", b"transfer-encoding", b"host", b"expect", b"connection"))
-_WATCHED_LENGTHS = frozenset(len(name) for name in _WATCHED)
+# Lengths of the names of the headers each reader looks at: most names have none of them,
+# which spares them lower().
+_REQUEST_WATCHED_LENGTHS = frozenset(
+    len(name)
+    for name in (b"content-length", b"transfer-encoding", b"host", b"expect", b"connection")
+)
+_RESPONSE_WATCHED_LENGTHS = frozenset(
+    len(name) for name in (b"content-length", b"transfer-encoding", b"connection")
+)
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -154,36 +158,38 @@ def _is_token(value: bytes) -> bool:
 
 
 class _Reader:
-    """What request and response readers share: limits, header checks, event queue."""
+    """What request and response readers share: limits, header checks, event queue.
+
+    The llhttp callbacks run for every header and every message, each at a high fixed cost:
+    on_header only stores the pair, and the limits and the headers a proxy must look at are
+    checked once per head, in one loop in on_headers_complete. A head that stays open past a
+    fed chunk is measured at the end of that chunk (_parse), so the limits hold while it
+    streams. Trailers are only measured.
+    """
 
     __slots__ = (
         "_begun",
-        "_chunked",
-        "_connection",
-        "_content_length",
         "_error",
         "_events",
-        "_expect_continue",
+        "_fed",
         "_head_fed",
         "_headers",
-        "_host_count",
         "_keep_alive",
+        "_line",
         "_max_head_bytes",
         "_max_headers",
         "_parser",
-        "_reason",
         "_size",
+        "_sized",
         "_state",
-        "_te",
-        "_te_count",
         "_upgrade_left",
         "_upgrading",
-        "_url",
     )
 
     _bad: int  # status for malformed input
     _too_big: int  # status for a head over the limits
     _what: str  # "request" or "response", for error texts
+    _parser_type: Any  # the httptools parser class
 
     def __init__(self, max_head_bytes: int = 65536, max_headers: int = 100) -> None:
         self._max_head_bytes = max_head_bytes
@@ -224,27 +230,16 @@ class _Reader:
         self._error: HttpError | None = None
         self._state = _IDLE
         self._begun = 0
+        self._fed = 0
         self._head_fed = 0
         self._keep_alive = True
         self._upgrading = False
         self._upgrade_left = 0
-        self._clear_message()
-
-    def _new_parser(self) -> httptools.HttpRequestParser | httptools.HttpResponseParser:
-        raise NotImplementedError
-
-    def _clear_message(self) -> None:
+        # Header lines of the head, then of the trailers, in arrival order.
         self._headers: list[tuple[bytes, bytes]] = []
+        self._line = b""
         self._size = 0
-        self._content_length: int | None = None
-        self._chunked = False
-        self._te: bytes | None = None
-        self._te_count = 0
-        self._host_count = 0
-        self._expect_continue = False
-        self._connection: list[bytes] = []
-        self._url = b""  # of a request
-        self._reason = b""  # of a response
+        self._sized = 0
 
     def _fail(self, status: int, reason: str) -> NoReturn:
         error = HttpError(status, reason)
@@ -272,9 +267,10 @@ class _Reader:
     def _parse(self, data: bytes) -> None:
         state = self._state
         self._begun = 0
+        self._fed = len(data)
         parser = self._parser
         if parser is None:
-            parser = self._parser = self._new_parser()
+            parser = self._parser = self._parser_type(self)
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -288,16 +284,37 @@ class _Reader:
             self._state = _FAILED
             self._events.clear()
             raise HttpError(self._error.status, self._error.reason) from None
-        if self._state == _HEAD:
-            # A header value arriving in slices is held by httptools until it ends, out of
-            # sight of on_header: count what was fed while the head stays open. The chunk
-            # in which the message began is not counted (it is bounded by the read size).
-            if self._begun:
-                self._head_fed = 0
-            else:
-                self._head_fed += len(data)
-                if self._head_fed > self._max_head_bytes:
-                    self._fail(self._too_big, f"{self._what} head too large")
+        state = self._state
+        if state == _HEAD:
+            self._head_continues(data)
+        elif state == _BODY and self._headers and self._counted_size() > self._max_head_bytes:
+            self._fail(self._too_big, f"{self._what} head too large")  # trailers going on
+
+    def _head_continues(self, data: bytes) -> None:
+        """The head goes on past ``data``: the limits must hold while it streams."""
+        # A header value arriving in slices is held by httptools until it ends, out of
+        # sight of on_header: count what was fed while the head stays open. The chunk
+        # in which the message began is not counted (it is bounded by the read size).
+        if self._begun:
+            self._head_fed = 0
+        else:
+            self._head_fed += len(data)
+            if self._head_fed > self._max_head_bytes:
+                self._fail(self._too_big, f"{self._what} head too large")
+        if not self._sized:
+            self._size = 0  # nothing of this head was measured yet
+        if self._counted_size() + len(self._line) > self._max_head_bytes:
+            self._fail(self._too_big, f"{self._what} head too large")
+
+    def _counted_size(self) -> int:
+        """Size of the header lines so far (for trailers: of the head and the trailers);
+        each call measures only the lines that arrived since the last one (see _sized)."""
+        headers = self._headers
+        sized = self._sized
+        if len(headers) > sized:
+            self._size += _pairs_size(headers[sized:])
+            self._sized = len(headers)
+        return self._size
 
     def _map_error(self, exc: Exception, data: bytes, state: int) -> HttpError:
         return HttpError(self._bad, f"malformed {self._what}: {exc}")
@@ -328,62 +345,86 @@ class _Reader:
     # -- llhttp callbacks --------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        # The header list was made empty when the last head ended (see _end_trailers).
         self._state = _HEAD
         self._begun += 1
-        self._clear_message()
+        self._line = b""
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # Runs for every header: keep it short. The count limit is checked once the head
-        # (or the trailers) ended; until then the byte limit bounds the count.
-        value = value.rstrip(b" \t")  # llhttp strips leading OWS only
-        self._headers.append((name, value))
-        size = self._size + len(name) + len(value) + 4
-        self._size = size
-        if size > self._max_head_bytes:
-            self._fail(self._too_big, f"{self._what} head too large")
-        if len(name) in _WATCHED_LENGTHS:  # most names are not: spare them lower()
-            lname = name.lower()
-            if lname in _WATCHED and self._state == _HEAD:  # trailers are not looked at
-                self._watch(lname, value)
+        # Runs for every header and trailer: nothing else belongs here (see the class doc).
+        self._headers.append((name, value.rstrip(b" \t")))  # llhttp strips leading OWS only
 
-    def _check_count(self) -> None:
+    # -- the head, once complete -------------------------------------------------
+
+    def _exact_head_size(self, headers: list[tuple[bytes, bytes]]) -> int:
+        """Size of the head that just ended, as the limit counts it."""
+        if self._sized:  # the head arrived in pieces: part of it was measured already
+            size = self._size + _pairs_size(headers[self._sized :])
+            self._sized = 0  # the trailers are measured from here on, in a list of their own
+        else:
+            size = _pairs_size(headers)
+        return size + len(self._line)
+
+    def _check_head_limits(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if (
+            self._exact_head_size(headers) > self._max_head_bytes
+            or len(headers) > self._max_headers
+        ):
+            self._refuse_head(headers)
+
+    def _refuse_head(self, headers: list[tuple[bytes, bytes]]) -> NoReturn:
+        """Refuses a head over a limit, naming the fault a header-by-header reading of it
+        meets first (a size limit or a bad Content-Length before the count limit)."""
+        limit = self._max_head_bytes
+        size = len(self._line)
+        if size > limit:
+            self._fail(self._too_big, f"{self._what} head too large")
+        lengths = []
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+            if size > limit:
+                self._fail(self._too_big, f"{self._what} head too large")
+            if name.lower() == b"content-length":
+                lengths.append(value)
+                self._content_length(lengths)
+        self._fail(self._too_big, f"too many {self._what} headers")
+
+    def _content_length(self, values: list[bytes]) -> int:
+        value = values[0]
+        if len(values) > 1 or not value.isdigit():
+            self._fail(self._bad, "invalid Content-Length")
+        return int(value)
+
+    def _chunked(
+        self,
+        version: bytes,
+        te_count: int,
+        te: bytes | None,
+        length: int | None,
+        headers: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """Transfer-Encoding rules shared by both directions, for a head that has one."""
+        if version != b"1.1":
+            self._fail(self._bad, "Transfer-Encoding on HTTP/1.0")
+        if te_count > 1:
+            self._fail(self._bad, "repeated Transfer-Encoding")
+        if length is not None:
+            self._fail(self._bad, "both Content-Length and Transfer-Encoding")
+        assert te is not None
+        if te.lower() != b"chunked":
+            self._fail(self._bad, "unsupported Transfer-Encoding")
+        # Trailers may follow, and count on top of the head.
+        self._size = self._exact_head_size(headers)
+        return True
+
+    def _end_trailers(self) -> None:
+        """Trailers are dropped unread; only the limits apply to them."""
+        if self._counted_size() > self._max_head_bytes:
+            self._fail(self._too_big, f"{self._what} head too large")
         if len(self._headers) > self._max_headers:
             self._fail(self._too_big, f"too many {self._what} headers")
-
-    def _watch(self, lname: bytes, value: bytes) -> None:
-        if lname == b"content-length":
-            if self._content_length is not None or not value.isdigit():
-                self._fail(self._bad, "invalid Content-Length")
-            self._content_length = int(value)
-        elif lname == b"transfer-encoding":
-            self._te_count += 1
-            self._te = value
-        elif lname == b"host":
-            self._host_count += 1
-        elif lname == b"expect":
-            self._expect_continue = value.lower() == b"100-continue"
-        else:
-            self._connection.append(value)
-
-    def _framing(self, version: bytes) -> None:
-        """Transfer-Encoding rules shared by both directions; sets _chunked."""
-        if self._te_count:
-            if version != b"1.1":
-                self._fail(self._bad, "Transfer-Encoding on HTTP/1.0")
-            if self._te_count > 1:
-                self._fail(self._bad, "repeated Transfer-Encoding")
-            if self._content_length is not None:
-                self._fail(self._bad, "both Content-Length and Transfer-Encoding")
-            te = self._te
-            assert te is not None
-            if te.lower() != b"chunked":
-                self._fail(self._bad, "unsupported Transfer-Encoding")
-            self._chunked = True
-
-    def _end_head(self) -> None:
-        """Headers were delivered: what follows belongs to the body, trailers included."""
-        self._state = _BODY
-        self._headers = []  # trailers land here and are dropped
+        self._headers = []  # for the next head
+        self._sized = 0
 
 
 class RequestReader(_Reader):
@@ -394,24 +435,7 @@ class RequestReader(_Reader):
     _bad = 400
     _too_big = 431
     _what = "request"
-
-    def _new_parser(self) -> httptools.HttpRequestParser:
-        return httptools.HttpRequestParser(self)
-
-    def next_event(self) -> Event | None:
-        """The next event, or None when more bytes are needed."""
-        events = self._events
-        if not events:
-            return None
-        event = events.pop(0)
-        if not events and self._state == _IDLE:
-            # Between requests llhttp holds nothing a fresh parser lacks, and a parser with its
-            # bound callbacks is ~0.9 KB on each of thousands of idle keep-alive connections:
-            # drop it; the next request's bytes make a new one (~0.7 µs). The lists of the
-            # finished message are made anew when the next one begins: let them go too.
-            self._parser = None
-            self._headers = self._connection = _NO_ITEMS  # type: ignore[assignment]
-        return event
+    _parser_type = httptools.HttpRequestParser
 
     def at_rest(self) -> bool:
         """Between requests with nothing held: from here on it behaves as a new reader would."""
@@ -426,8 +450,13 @@ class RequestReader(_Reader):
         """Parse ``data``; raises HttpError on malformed or hostile input."""
         if self._state >= _DONE:
             self._bypass(data)
-        else:
-            self._parse(data)
+            return
+        self._parse(data)
+        if self._state == _IDLE:
+            # Between requests llhttp holds nothing a fresh parser lacks, and a parser with its
+            # bound callbacks is ~0.9 KB on each of thousands of idle keep-alive connections:
+            # drop it; the next request's bytes make a new one (~0.7 µs).
+            self._parser = None
 
     def feed_eof(self) -> None:
         """The client closed; raises HttpError(400) if a request was cut short."""
@@ -452,14 +481,37 @@ class RequestReader(_Reader):
         return HttpError(400, f"malformed request: {text}")
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
-        self._size += len(url)
-        if self._size > self._max_head_bytes:
-            self._fail(431, "request head too large")
+        self._line += url  # measured with the head (see _Reader)
 
     def on_headers_complete(self) -> None:
-        if len(self._headers) > self._max_headers:
-            self._check_count()
+        headers = self._headers
+        count = len(headers)
+        # The limits: a head that began and ended in this chunk is not bigger, as they
+        # count it, than the chunk plus 1 byte a line (each line has ":" and CRLF at least).
+        if not self._begun or self._fed + count > self._max_head_bytes or count > self._max_headers:
+            self._check_head_limits(headers)
+        length = None
+        te_count = 0
+        te = None
+        hosts = 0
+        expect_continue = False
+        connection: list[bytes] = []
+        for name, value in headers:
+            if len(name) in _REQUEST_WATCHED_LENGTHS:
+                lname = name.lower()
+                if lname == b"host":
+                    hosts += 1
+                elif lname == b"content-length":
+                    if length is not None or not value.isdigit():
+                        self._fail(400, "invalid Content-Length")
+                    length = int(value)
+                elif lname == b"connection":
+                    connection.append(value)
+                elif lname == b"transfer-encoding":
+                    te_count += 1
+                    te = value
+                elif lname == b"expect":
+                    expect_continue = value.lower() == b"100-continue"  # the last one counts
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
@@ -467,43 +519,45 @@ class RequestReader(_Reader):
         method = parser.get_method()
         if method == b"CONNECT":
             self._fail(405, "CONNECT is not supported")
-        if self._te_count:
-            self._framing(version)
-        if self._host_count != 1:
-            if self._host_count:
+        chunked = te_count > 0 and self._chunked(version, te_count, te, length, headers)
+        if hosts != 1:
+            if hosts:
                 self._fail(400, "more than one Host header")
             if version == b"1.1":
                 self._fail(400, "missing Host header")
         upgrade = parser.should_upgrade()
         if upgrade:
-            if self._chunked:
+            if chunked:
                 self._fail(400, "upgrade request with a chunked body")
             self._upgrading = True
-            self._upgrade_left = self._content_length or 0
+            self._upgrade_left = length or 0
         keep_alive = parser.should_keep_alive()
         self._keep_alive = keep_alive
         self._events.append(
             RequestHead(
                 method,
-                self._url,
+                self._line,
                 version,
-                self._headers,
+                headers,
                 keep_alive,
-                self._chunked,
-                self._content_length,
+                chunked,
+                length,
                 upgrade,
-                self._expect_continue,
-                self._connection,
+                expect_continue,
+                connection,
             )
         )
-        self._end_head()
+        # What follows belongs to the body; trailers land in a list of their own, dropped,
+        # which then holds the next head (see _end_trailers).
+        self._state = _BODY
+        self._headers = []
 
     def on_body(self, body: bytes) -> None:
         self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
-        if len(self._headers) > self._max_headers:  # the trailers
-            self._check_count()
+        if self._headers:
+            self._end_trailers()
         if self._upgrading:
             # llhttp pauses right after this; the tunnel starts in _tunnel().
             self._upgrading = False
@@ -531,6 +585,7 @@ class ResponseReader(_Reader):
     _bad = 502
     _too_big = 502
     _what = "response"
+    _parser_type = httptools.HttpResponseParser
 
     def _start(self) -> None:
         self._answering_head = False
@@ -541,9 +596,6 @@ class ResponseReader(_Reader):
         self._status = 0
         self._body_left = 0
         _Reader._start(self)
-
-    def _new_parser(self) -> httptools.HttpResponseParser:
-        return httptools.HttpResponseParser(self)
 
     def between_messages(self) -> bool:
         """Whether the last response ended cleanly, so the next one can be read as it is."""
@@ -557,9 +609,11 @@ class ResponseReader(_Reader):
 
     def body_left(self) -> int:
         """Bytes of a Content-Length body still to come once every event was taken, else 0."""
-        if self._state != _BODY or self._events or self._chunked or self._until_close:
+        if self._state != _BODY or self._events:
             return 0
-        return self._body_left
+        # A chunked or read-until-close body starts at 0 and only goes down from there.
+        left = self._body_left
+        return left if left > 0 else 0
 
     def take_body_outside(self) -> int:
         """The rest of the body will bypass this reader (spliced from socket to socket): end
@@ -627,20 +681,37 @@ class ResponseReader(_Reader):
                 return
             if self._head_answered:
                 self._head_answered = False
-                self._parser = self._new_parser()
+                self._parser = self._parser_type(self)
                 if data:
                     self.feed(data)
                 return
 
     def on_status(self, reason: bytes) -> None:
-        self._reason += reason
-        self._size += len(reason)
-        if self._size > self._max_head_bytes:
-            self._fail(502, "response head too large")
+        self._line += reason  # measured with the head (see _Reader)
 
     def on_headers_complete(self) -> None:
-        if len(self._headers) > self._max_headers:
-            self._check_count()
+        headers = self._headers
+        count = len(headers)
+        # The limits: a head that began and ended in this chunk is not bigger, as they
+        # count it, than the chunk plus 1 byte a line (each line has ":" and CRLF at least).
+        if not self._begun or self._fed + count > self._max_head_bytes or count > self._max_headers:
+            self._check_head_limits(headers)
+        length = None
+        te_count = 0
+        te = None
+        connection: list[bytes] = []
+        for name, value in headers:
+            if len(name) in _RESPONSE_WATCHED_LENGTHS:
+                lname = name.lower()
+                if lname == b"content-length":
+                    if length is not None or not value.isdigit():
+                        self._fail(502, "invalid Content-Length")
+                    length = int(value)
+                elif lname == b"connection":
+                    connection.append(value)
+                elif lname == b"transfer-encoding":
+                    te_count += 1
+                    te = value
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
@@ -648,17 +719,27 @@ class ResponseReader(_Reader):
         status = parser.get_status_code()
         if not 100 <= status <= 599:
             self._fail(502, "invalid response status")
-        if self._te_count:
-            self._framing(version)
+        chunked = te_count > 0 and self._chunked(version, te_count, te, length, headers)
         if status == 101 and not parser.should_upgrade():
             self._fail(502, "101 response without Upgrade")
         self._status = status
-        chunked = self._chunked
-        length = self._content_length
         if status >= 200 and self._answering_head:
-            keep_alive = _keep_alive(version, self._connection)
-            self._events.append(self._response_head(status, version, keep_alive))
-            self._events.append(END_OF_MESSAGE)
+            keep_alive = _keep_alive(version, connection)
+            events = self._events
+            events.append(
+                ResponseHead(
+                    status,
+                    self._line,
+                    version,
+                    headers,
+                    keep_alive,
+                    chunked,
+                    length,
+                    connection,
+                )
+            )
+            events.append(END_OF_MESSAGE)
+            self._headers = []  # for the next head
             self._answering_head = False
             self._awaiting = False
             self._head_answered = True
@@ -668,22 +749,24 @@ class ResponseReader(_Reader):
         self._keep_alive = keep_alive
         self._body_left = length or 0
         self._until_close = (
-            status >= 200 and status != 204 and status != 304 and not chunked and length is None
+            length is None and not chunked and status >= 200 and status != 204 and status != 304
         )
-        self._events.append(self._response_head(status, version, keep_alive))
-        self._end_head()
-
-    def _response_head(self, status: int, version: bytes, keep_alive: bool) -> ResponseHead:
-        return ResponseHead(
-            status,
-            self._reason,
-            version,
-            self._headers,
-            keep_alive,
-            self._chunked,
-            self._content_length,
-            self._connection,
+        self._events.append(
+            ResponseHead(
+                status,
+                self._line,
+                version,
+                headers,
+                keep_alive,
+                chunked,
+                length,
+                connection,
+            )
         )
+        # What follows belongs to the body; trailers land in a list of their own, dropped,
+        # which then holds the next head (see _end_trailers).
+        self._state = _BODY
+        self._headers = []
 
     def on_body(self, body: bytes) -> None:
         if not self._head_answered:
@@ -693,8 +776,8 @@ class ResponseReader(_Reader):
     def on_message_complete(self) -> None:
         if self._head_answered:
             return  # already ended in on_headers_complete
-        if len(self._headers) > self._max_headers:  # the trailers
-            self._check_count()
+        if self._headers:
+            self._end_trailers()
         self._events.append(END_OF_MESSAGE)
         status = self._status
         if status >= 200:

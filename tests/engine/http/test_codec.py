@@ -7,6 +7,7 @@ import pytest
 from passerelle.engine.http.codec import (
     END_OF_MESSAGE,
     Body,
+    EndOfMessage,
     Event,
     HttpError,
     RequestHead,
@@ -547,6 +548,120 @@ def test_endless_trailer_is_refused() -> None:
             reader.feed(b"v" * 512)
             reader.feed(b"v\r\nX-More: ")
     assert info.value.status == 431
+
+
+def refusal_text(reader: Reader, *chunks: bytes) -> str:
+    with pytest.raises(HttpError) as info:
+        for chunk in chunks:
+            reader.feed(chunk)
+    return str(info.value)
+
+
+def test_head_limits_say_which_limit() -> None:
+    filler = b"X-Fill: " + b"a" * 900 + b"\r\n"
+    big = req(filler + filler)
+    assert refusal_text(RequestReader(max_head_bytes=1000), big) == "431 request head too large"
+    many = req(b"".join(b"X-H%d: v\r\n" % i for i in range(10)))
+    assert refusal_text(RequestReader(max_headers=10), many) == "431 too many request headers"
+    # both limits broken: the size was seen first, as the head arrived
+    both = RequestReader(max_head_bytes=1000, max_headers=1)
+    assert refusal_text(both, big) == "431 request head too large"
+    # a bad Content-Length before the size limit is crossed is what the refusal names
+    bad_cl = req(b"Content-Length: 1\r\nContent-Length: 2\r\n" + filler + filler)
+    assert refusal_text(RequestReader(max_head_bytes=1000), bad_cl).startswith("400 ")
+
+
+def test_head_of_many_short_headers_in_many_chunks_is_refused_while_it_streams() -> None:
+    # Every chunk ends some headers, the head never ends: the size limit must still hold
+    # while it arrives, not only once the head is complete.
+    reader = RequestReader(max_head_bytes=4096, max_headers=100_000)
+    reader.feed(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    chunk = b"X-A: b\r\n" * 20
+    fed = 0
+    with pytest.raises(HttpError) as info:
+        while fed < 100_000:
+            reader.feed(chunk)
+            fed += len(chunk)
+    assert str(info.value) == "431 request head too large"
+    assert fed <= 4096 + len(chunk)
+
+
+def test_response_head_in_many_chunks_is_refused_while_it_streams() -> None:
+    reader = ResponseReader(max_head_bytes=4096, max_headers=100_000)
+    reader.expect(b"GET")
+    reader.feed(b"HTTP/1.1 200 OK\r\n")
+    chunk = b"X-A: b\r\n" * 20
+    fed = 0
+    with pytest.raises(HttpError) as info:
+        while fed < 100_000:
+            reader.feed(chunk)
+            fed += len(chunk)
+    assert str(info.value) == "502 response head too large"
+    assert fed <= 4096 + len(chunk)
+
+
+def test_long_reason_phrase_is_502() -> None:
+    reader = ResponseReader(max_head_bytes=1000)
+    reader.expect(b"GET")
+    text = refusal_text(reader, b"HTTP/1.1 200 " + b"O" * 2000 + b"\r\n\r\n")
+    assert text == "502 response head too large"
+
+
+def test_trailers_count_toward_the_head_size() -> None:
+    filler = b"X-Fill: " + b"a" * 600 + b"\r\n"
+    data = req(filler + CHUNKED, b"0\r\n" + filler + b"\r\n")
+    assert feed_all(RequestReader(max_head_bytes=2000), data)[1:] == [END_OF_MESSAGE]
+    text = refusal_text(RequestReader(max_head_bytes=1000), data)
+    assert text == "431 request head too large"
+    # in pieces too: the head's size is carried over to the trailers
+    reader = RequestReader(max_head_bytes=1000)
+    head = req(filler + CHUNKED, b"0\r\n")
+    text = refusal_text(reader, head, filler[:300], filler[300:], b"\r\n")
+    assert text == "431 request head too large"
+
+
+def test_trailers_are_not_interpreted() -> None:
+    # A second Host or an Expect in the trailers would be refused or acted on in a head.
+    chunked_body = b"0\r\nHost: other\r\nExpect: 100-continue\r\n\r\n"
+    events = feed_all(RequestReader(), req(CHUNKED, chunked_body) + req())
+    assert [type(event) for event in events] == [
+        RequestHead,
+        EndOfMessage,
+        RequestHead,
+        EndOfMessage,
+    ]
+    head = events[0]
+    assert isinstance(head, RequestHead)
+    assert head.get_all(b"host") == [b"example.test"]
+    assert head.expect_continue is False
+    reader = ResponseReader()
+    reader.expect(b"GET")
+    events = feed_all(reader, resp(CHUNKED, chunked_body))
+    assert events[1:] == [END_OF_MESSAGE]
+
+
+def test_watched_headers_are_found_in_any_case() -> None:
+    data = req(
+        b"cOnTeNt-LeNgTh: 2\r\nCONNECTION: Keep-Alive\r\nexpect: 100-Continue\r\n"
+        b"Connection: x-a\r\n",
+        b"ok",
+    )
+    head = feed_all(RequestReader(), data)[0]
+    assert isinstance(head, RequestHead)
+    assert head.content_length == 2
+    assert head.expect_continue is True
+    assert head.connection == [b"Keep-Alive", b"x-a"]
+    assert head.get(b"connection") == b"Keep-Alive"
+    assert head.get_all(b"connection") == [b"Keep-Alive", b"x-a"]
+    assert head.get(b"content-type") is None
+    assert head.get_all(b"content-type") == []
+    two_hosts = req(b"HOST: b\r\n")
+    assert refusal_text(RequestReader(), two_hosts) == "400 more than one Host header"
+    no_host = b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n"
+    assert refusal_text(RequestReader(), no_host) == "400 missing Host header"
+    upper_te = feed_all(RequestReader(), req(b"transfer-ENCODING: CHUNKED\r\n", b"0\r\n\r\n"))
+    assert isinstance(upper_te[0], RequestHead)
+    assert upper_te[0].chunked is True
 
 
 def test_request_feed_eof() -> None:
