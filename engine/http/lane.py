@@ -66,15 +66,6 @@ def _reader_of(proxy: HttpProxyConnection) -> RequestReader:
     return reader
 
 
-def _rest(proxy: HttpProxyConnection) -> None:
-    """The client has nothing more in flight: its reader goes back to the spares."""
-    reader = proxy.reader
-    if reader is not None and reader.at_rest():
-        proxy.reader = None
-        if len(_spare_readers) < SPARE_READERS:
-            _spare_readers.append(reader)
-
-
 class _Exchange:
     """The request in flight on the lane."""
 
@@ -308,14 +299,17 @@ class Lane:
         while self.exchange is None:
             event = reader.next_event()
             if event is None:
+                if reader.at_rest():  # the usual case: the reader goes back to the spares
+                    proxy.reader = None
+                    if len(_spare_readers) < SPARE_READERS:
+                        _spare_readers.append(reader)
+                    return
                 refusal = reader.refusal()
                 if refusal is not None:  # input refused while an answer was in flight
                     self._refuse(refusal)
                     return
                 if reader.in_head():
                     self._hand_over(proxy._serve_slow_head)
-                    return
-                _rest(proxy)
                 return
             if type(event) is not RequestHead:
                 self._refuse(HttpError(400, "unexpected data between requests"))
