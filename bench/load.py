@@ -87,7 +87,11 @@ def wrk(
     if latency:
         argv.append("--latency")
     argv.append(url)
-    return parse_wrk(run_tool(argv, cpus, timeout=duration + 60).stdout)
+    result = run_tool(argv, cpus, timeout=duration + 60)
+    if script is not None and str(script) in result.stderr:
+        # wrk reports a script it cannot load and then runs without it (unpaced), exit status 0
+        raise RuntimeError(f"wrk did not run {script.name}: {result.stderr.strip()[-300:]}")
+    return parse_wrk(result.stdout)
 
 
 # Pauses in whole milliseconds, the resolution of wrk's timers; the mean of the rounded value is
