@@ -87,14 +87,43 @@ def wrk(
     if latency:
         argv.append("--latency")
     argv.append(url)
-    return parse_wrk(run_tool(argv, cpus, timeout=duration + 60).stdout)
+    result = run_tool(argv, cpus, timeout=duration + 60)
+    if script is not None and str(script) in result.stderr:
+        # wrk reports a script it cannot load and then runs without it (unpaced), exit status 0
+        raise RuntimeError(f"wrk did not run {script.name}: {result.stderr.strip()[-300:]}")
+    return parse_wrk(result.stdout)
 
 
-def pacing_script(folder: Path, delay_ms: int) -> Path:
-    """A wrk script that waits ``delay_ms`` between a connection's requests: a fixed, moderate
-    rate of about connections * 1000 / delay_ms per second instead of as fast as possible."""
-    path = folder / f"pace-{delay_ms}ms.lua"
-    path.write_text(f"function delay()\n  return {delay_ms}\nend\n")
+# Pauses in whole milliseconds, the resolution of wrk's timers; the mean of the rounded value is
+# still MEAN_MS. A fixed seed per wrk thread: every proxy sees the same sequence of pauses, and two
+# threads do not draw the same one.
+_PACING_LUA = """\
+local count = 0
+function setup(thread)
+  count = count + 1
+  thread:set("seed", count)
+end
+function init(args)
+  math.randomseed(seed or 1)
+end
+function delay()
+  return math.floor(-MEAN_MS * math.log(1 - math.random()) + 0.5)
+end
+"""
+
+
+def pacing_script(folder: Path, mean_delay_ms: int) -> Path:
+    """A wrk script that pauses between a connection's requests (and before its first) for a
+    random time, exponentially distributed with mean ``mean_delay_ms``: about
+    connections * 1000 / mean_delay_ms requests per second, arriving independently of each other
+    like separate clients' requests.
+
+    A fixed pause would keep the connections in step: wrk opens them together, and a pause that
+    starts when the response arrives and ends on a whole-millisecond timer tick brings back in
+    step the connections a burst leaves in the same millisecond; every pause then ends in a burst
+    of requests, and p99 measures how long a proxy takes to drain it."""
+    path = folder / f"pace-exponential-{mean_delay_ms}ms.lua"
+    path.write_text(_PACING_LUA.replace("MEAN_MS", str(mean_delay_ms)))
     return path
 
 

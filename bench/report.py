@@ -121,8 +121,8 @@ def settings_line(settings: Settings) -> str:
         f"{settings.runs} run(s) per figure, median shown; {settings.duration:g} s per load run; "
         f"client connections {', '.join(map(str, settings.connections))}; "
         f"bulk {settings.bulk_mb} MB per run; {settings.idle_connections:,} idle connections; "
-        f"latency with {settings.latency_connections} connections each pausing "
-        f"{settings.latency_delay_ms} ms between requests"
+        f"latency with {settings.latency_connections} connections pausing a random "
+        f"{settings.latency_delay_ms} ms on average between requests"
         + (api if settings.management_api else "")
     )
 

@@ -25,7 +25,8 @@ class Settings:
     bulk_mb: int
     idle_connections: int
     latency_connections: int = 20
-    latency_delay_ms: int = 10  # 20 connections pausing 10 ms: about 2,000 requests/s
+    # mean of the random pause between a connection's requests; 20 x 10 ms: about 2,000 req/s
+    latency_delay_ms: int = 10
     # Passerelle's REST API and web UI on in every scenario, not only where one needs them
     management_api: bool = False
 

@@ -118,7 +118,7 @@ def measure_l4(rig: Rig) -> list[Row]:
 def measure_latency(rig: Rig) -> list[Row]:
     s = rig.settings
     script = pacing_script(rig.workdir, s.latency_delay_ms)
-    label = f"c={s.latency_connections}, each pausing {s.latency_delay_ms} ms"
+    label = f"c={s.latency_connections}, random pauses of mean {s.latency_delay_ms} ms"
     p50 = Row("latency", f"{label}: p50 ms", False)
     p99 = Row("latency", f"{label}: p99 ms", False)
     rate = Row("latency", f"{label}: achieved req/s", None)
