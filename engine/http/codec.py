@@ -490,6 +490,8 @@ class RequestReader(_Reader):
         # count it, than the chunk plus 1 byte a line (each line has ":" and CRLF at least).
         if not self._begun or self._fed + count > self._max_head_bytes or count > self._max_headers:
             self._check_head_limits(headers)
+        # Each reader has its own copy of this loop, over the names it looks at: a shared
+        # helper would cost a call per head on the hot path.
         length = None
         te_count = 0
         te = None
@@ -696,6 +698,8 @@ class ResponseReader(_Reader):
         # count it, than the chunk plus 1 byte a line (each line has ":" and CRLF at least).
         if not self._begun or self._fed + count > self._max_head_bytes or count > self._max_headers:
             self._check_head_limits(headers)
+        # Each reader has its own copy of this loop, over the names it looks at: a shared
+        # helper would cost a call per head on the hot path.
         length = None
         te_count = 0
         te = None

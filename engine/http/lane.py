@@ -257,11 +257,8 @@ class Lane:
             return
         proxy.ctx.row[proxy.service.slot * WIDTH + BYTES_IN] += len(data)
         self.last = self.loop.now()
-        reader = proxy.reader
-        if reader is None:
-            reader = proxy.reader = _spare_readers.pop() if _spare_readers else RequestReader()
         try:
-            reader.feed(data)
+            _reader_of(proxy).feed(data)
         except HttpError as exc:
             if self.exchange is None:
                 self._refuse(exc)
@@ -499,10 +496,7 @@ class Lane:
         row[conn.server.slot * WIDTH + ACTIVE] -= 1
         if conn.watcher is not None:
             conn.watcher.callback = conn.drop_idle
-        if reusable and proxy.consumed:  # as proxy._settle does for a connection not pinned
-            proxy.idle.put(conn)
-        else:
-            conn.close()
+        proxy._settle(exchange.route, conn, False, keep, reusable)
         row[proxy.service.slot * WIDTH + BYTES_OUT] += len(data)
         tls = self.tls
         try:

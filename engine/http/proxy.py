@@ -114,17 +114,18 @@ def _names(names: list[str] | dict[str, str]) -> frozenset[bytes]:
     return frozenset(n.lower().encode("latin-1") for n in names)
 
 
+def _lines(added: dict[str, str]) -> list[bytes]:
+    """Added headers as serialised head lines."""
+    return [f"{name}: {value}".encode("latin-1") for name, value in added.items()]
+
+
 class HeaderPlan:
     """A service's header options in the form the per-request code wants them."""
 
     __slots__ = (
         "_client_tails",
-        "append_xff",
-        "request_add",
-        "request_drop",
+        "request_added",
         "request_forward_drop",
-        "response_add",
-        "response_drop",
         "response_end",
         "response_end_close",
         "response_end_keep_alive",
@@ -135,30 +136,25 @@ class HeaderPlan:
     )
 
     def __init__(self, opts: HeaderOptions, tls: bool) -> None:
-        # An added header replaces whatever the peer sent under that name.
-        self.request_drop = _names(opts.request_remove) | _names(opts.request_add)
-        self.response_drop = _names(opts.response_remove) | _names(opts.response_add)
-        self.request_add = [
-            (n.encode("latin-1"), v.encode("latin-1")) for n, v in opts.request_add.items()
-        ]
-        self.response_add = [
-            (n.encode("latin-1"), v.encode("latin-1")) for n, v in opts.response_add.items()
-        ]
         self.tls = tls
         self.xff = opts.x_forwarded_for
         self.xfp = opts.x_forwarded_proto
-        self.append_xff = self.xff == "append"
         # What never goes on from a received head, in one set: hop-by-hop headers, removed
-        # and replaced ones, and the X-Forwarded-* headers the proxy writes itself.
+        # and replaced ones (an added header replaces whatever the peer sent under that
+        # name), and the X-Forwarded-* headers the proxy writes itself.
         forwarded: set[bytes] = set()
         if self.xff != "off":
             forwarded.add(b"x-forwarded-for")
         if self.xfp:
             forwarded.add(b"x-forwarded-proto")
-        self.request_forward_drop = HOP_BY_HOP | self.request_drop | forwarded
-        self.response_forward_drop = HOP_BY_HOP | self.response_drop
+        request_drop = _names(opts.request_remove) | _names(opts.request_add)
+        self.request_forward_drop = HOP_BY_HOP | request_drop | forwarded
+        self.response_forward_drop = (
+            HOP_BY_HOP | _names(opts.response_remove) | _names(opts.response_add)
+        )
+        self.request_added = _lines(opts.request_add)
         # The end of a response head, serialised: added headers, Connection, the blank line.
-        added = [n + b": " + v for n, v in self.response_add]
+        added = _lines(opts.response_add)
         self.response_end = [*added, *HEAD_END]
         self.response_end_close = [*added, b"Connection: close", *HEAD_END]
         self.response_end_keep_alive = [*added, b"Connection: keep-alive", *HEAD_END]
@@ -173,7 +169,7 @@ class HeaderPlan:
             lines.append(b"X-Forwarded-For: " + client_ip.encode())
         if self.xfp:
             lines.append(b"X-Forwarded-Proto: https" if self.tls else b"X-Forwarded-Proto: http")
-        lines += [n + b": " + v for n, v in self.request_add]
+        lines += self.request_added
         lines += HEAD_END
         return lines
 
@@ -567,14 +563,15 @@ class HttpProxyConnection:
         headers = head.headers
         lines = head_lines(headers, drop)
         lines.insert(0, b"%s %s HTTP/1.1" % (head.method, head.target))
-        if head.chunked or head.upgrade or (len(lines) <= len(headers) and plan.append_xff):
+        append_xff = plan.xff == "append"
+        # Something dropped may be an X-Forwarded-For that the new one extends.
+        if head.chunked or head.upgrade or (append_xff and len(lines) <= len(headers)):
             if head.chunked:
                 lines.append(b"Transfer-Encoding: chunked")
             if head.upgrade:
                 lines.append(b"Connection: Upgrade")
                 lines.append(b"Upgrade: " + (head.get(b"upgrade") or b""))
-            # Something was dropped: maybe an X-Forwarded-For that the new one extends.
-            xff_prior = [v for n, v in headers if n.lower() == b"x-forwarded-for"]
+            xff_prior = head.get_all(b"x-forwarded-for") if append_xff else []
             lines += plan.request_tail(self.client_ip, xff_prior)
         else:
             lines += plan.client_tail(self.client_ip)

@@ -67,7 +67,7 @@ _EXTRA_OPTIONS_KEPT = 256
 def extra_connection_options(values: list[bytes]) -> frozenset[bytes]:
     """The options named by Connection header ``values`` that are not hop-by-hop anyway."""
     if len(values) != 1:
-        return connection_options(values) - HOP_BY_HOP if values else _NO_TOKENS
+        return connection_options(values) - HOP_BY_HOP
     value = values[0]
     extra = _extra_options.get(value)
     if extra is None:
@@ -119,21 +119,20 @@ HEAD_END = (b"", b"")
 
 
 def _head(first_line: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    parts = [first_line]
-    for name, value in headers:
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
+    lines = [first_line]
+    lines += [name + b": " + value for name, value in headers]
+    lines += HEAD_END
+    return b"\r\n".join(lines)
 
 
 def request_head_bytes(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
     """``METHOD target HTTP/1.1``, the headers in order, and the blank line."""
-    return _head(b"%s %s HTTP/1.1\r\n" % (method, target), headers)
+    return _head(b"%s %s HTTP/1.1" % (method, target), headers)
 
 
 def response_head_bytes(status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
     """``HTTP/1.1 status reason``, the headers in order, and the blank line."""
-    return _head(b"HTTP/1.1 %d %s\r\n" % (status, reason), headers)
+    return _head(status_line(status, reason), headers)
 
 
 def chunk(data: bytes) -> bytes:
