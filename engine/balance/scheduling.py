@@ -17,9 +17,18 @@ from passerelle.engine.model.config import SCHEDULING_METHODS
 
 
 class Candidate(Protocol):
-    key: str  # "address:port": stable identity of a real server within its pool
-    weight: int  # 0..65535; 0 means "no new connections" for the weighted methods
-    active: int  # current active connections to this server, all workers summed
+    # Read only: a server's active count is computed from the shared counters.
+    @property
+    def key(self) -> str:
+        """ "address:port": stable identity of a real server within its pool."""
+
+    @property
+    def weight(self) -> int:
+        """0..65535; 0 means "no new connections" for the weighted methods."""
+
+    @property
+    def active(self) -> int:
+        """Current active connections to this server, all workers summed."""
 
 
 C = TypeVar("C", bound=Candidate)
@@ -64,9 +73,9 @@ class _Rotation:
             return 0
         position = {c.key: i for i, c in enumerate(candidates)}
         for key in order[j + 1 :] + order[:j]:
-            i = position.get(key)
-            if i is not None:
-                return i
+            found = position.get(key)
+            if found is not None:
+                return found
         return 0
 
     def picked(self, candidates: Sequence[Candidate], index: int) -> None:

@@ -48,21 +48,27 @@ class HttpError(Exception):
         return f"{self.status} {self.reason}"
 
 
-# get() and get_all() of both heads: methods of their own, not wrappers (one call less).
-def _get(self: RequestHead | ResponseHead, name: bytes) -> bytes | None:
-    """First value of header ``name`` (given lowercase), or None."""
-    size = len(name)
-    for key, value in self.headers:
-        # The length test skips lower() for nearly every header.
-        if len(key) == size and key.lower() == name:
-            return value
-    return None
+class _HeaderLookup:
+    """get() and get_all() of both heads."""
 
+    # The heads declare `headers` themselves: declared here too, dataclasses would take the
+    # compiled class's attribute for a default value.
+    __slots__ = ()
 
-def _get_all(self: RequestHead | ResponseHead, name: bytes) -> list[bytes]:
-    """Every value of header ``name`` (given lowercase), in order."""
-    size = len(name)
-    return [value for key, value in self.headers if len(key) == size and key.lower() == name]
+    def get(self, name: bytes) -> bytes | None:
+        """First value of header ``name`` (given lowercase), or None."""
+        size = len(name)
+        for key, value in self.headers:  # type: ignore[attr-defined]
+            # The length test skips lower() for nearly every header.
+            if len(key) == size and key.lower() == name:
+                return value
+        return None
+
+    def get_all(self, name: bytes) -> list[bytes]:
+        """Every value of header ``name`` (given lowercase), in order."""
+        size = len(name)
+        headers: list[tuple[bytes, bytes]] = self.headers  # type: ignore[attr-defined]
+        return [value for key, value in headers if len(key) == size and key.lower() == name]
 
 
 def _pairs_size(headers: list[tuple[bytes, bytes]]) -> int:
@@ -71,7 +77,7 @@ def _pairs_size(headers: list[tuple[bytes, bytes]]) -> int:
 
 
 @dataclass(slots=True)
-class RequestHead:
+class RequestHead(_HeaderLookup):
     method: bytes
     target: bytes
     version: bytes
@@ -83,9 +89,6 @@ class RequestHead:
     expect_continue: bool
     connection: list[bytes]  # values of the Connection headers, as sent
 
-    get = _get
-    get_all = _get_all
-
     @property
     def path(self) -> bytes:
         """The target without its query string."""
@@ -95,7 +98,7 @@ class RequestHead:
 
 
 @dataclass(slots=True)
-class ResponseHead:
+class ResponseHead(_HeaderLookup):
     status: int
     reason: bytes
     version: bytes
@@ -104,9 +107,6 @@ class ResponseHead:
     chunked: bool
     content_length: int | None
     connection: list[bytes]  # values of the Connection headers, as sent
-
-    get = _get
-    get_all = _get_all
 
 
 @dataclass(slots=True)
@@ -514,7 +514,7 @@ class RequestReader(_Reader):
                     te = value
                 elif lname == b"expect":
                     expect_continue = value.lower() == b"100-continue"  # the last one counts
-        parser = self._parser
+        parser: httptools.HttpRequestParser = self._parser  # type: ignore[assignment]
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             self._fail(505, "HTTP version not supported")
@@ -716,7 +716,7 @@ class ResponseReader(_Reader):
                 elif lname == b"transfer-encoding":
                     te_count += 1
                     te = value
-        parser = self._parser
+        parser: httptools.HttpResponseParser = self._parser  # type: ignore[assignment]
         version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             self._fail(502, "unsupported HTTP version in response")

@@ -142,7 +142,7 @@ class Lane:
         # that takes over waits on it once the lane has stopped it): a second one per
         # connection would cost 120 bytes on each of thousands of idle connections.
         self.watcher = sock._read_event  # type: ignore[attr-defined]
-        self.timer = None
+        self.timer: Any = None  # gevent's timer watcher, untyped
         self.exchange: _Exchange | None = None
         self.backlog = 0
         self.closed = False
@@ -320,7 +320,7 @@ class Lane:
     def _start(self, head: RequestHead) -> bool:
         """Begin proxying ``head``; False when it was handed over or the connection ended."""
         proxy = self.proxy
-        reader = proxy.reader
+        reader: RequestReader = proxy.reader  # type: ignore[assignment]  # set while a head is read
         # The lane sends a request itself only without a body, an upgrade or connection
         # authentication (NTLM/Negotiate pin the server connection).
         if (

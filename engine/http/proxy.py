@@ -279,18 +279,20 @@ class HttpProxyConnection:
         self.ctx.row[self.service.slot * WIDTH + BYTES_OUT] += len(data)
 
     def _next_client_event(self, timeout: float) -> Event:
+        reader: RequestReader = self.reader  # type: ignore[assignment]  # set while reading
         while True:
-            event = self.reader.next_event()
+            event = reader.next_event()
             if event is not None:
                 return event
             data = self._recv_client(timeout)
             if not data:
                 raise ClientGone("client closed")
-            self.reader.feed(data)
+            reader.feed(data)
 
     def _complete_head(self, deadline: float) -> RequestHead | None:
         """The head that has begun, read in full by ``deadline``; None if the client closes."""
-        while (event := self.reader.next_event()) is None:
+        reader: RequestReader = self.reader  # type: ignore[assignment]  # set while reading
+        while (event := reader.next_event()) is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise HttpError(408, "request header timeout")
@@ -300,7 +302,7 @@ class HttpProxyConnection:
                 raise HttpError(408, "request header timeout") from None
             if not data:
                 return None
-            self.reader.feed(data)
+            reader.feed(data)
         if not isinstance(event, RequestHead):
             raise HttpError(400, "unexpected data between requests")
         return event
@@ -644,12 +646,12 @@ class HttpProxyConnection:
                     row[s_base + TOTAL] -= 1
                     row[s_base + REQUESTS] -= 1
                     exclude = []
-                    continue
-                row[s_base + FAILURES] += 1
-                log.info("%s: %s failed: %s", self.vs.name, server.key, exc)
-                if not self.responded:
-                    self._send_client(error_response(exc.status, "The real server failed.\n"))
-                return False
+                else:
+                    row[s_base + FAILURES] += 1
+                    log.info("%s: %s failed: %s", self.vs.name, server.key, exc)
+                    if not self.responded:
+                        self._send_client(error_response(exc.status, "The real server failed.\n"))
+                    return False
             except BaseException:
                 # The client went away or misbehaved mid-request: the server connection is
                 # in an unknown state.

@@ -13,6 +13,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from gevent import monkey
 from gevent.hub import get_hub
@@ -68,7 +69,7 @@ class ServerConnection:
         self.tls = getattr(sock, "_sslobj", None)  # OpenSSL's connection, for TLS to the server
         # The lane's read watcher. It stays started while the connection waits in the pool
         # (see drop_idle): stopping and restarting it per request would cost system calls.
-        self.watcher = None
+        self.watcher: Any = None  # gevent's io watcher, untyped
 
     def recv(self, size: int, timeout: float) -> bytes:
         if timeout != self.timeout:
