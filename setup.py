@@ -19,6 +19,8 @@ for package, folder in FOLDERS.items():
 
 # Data that the engine reads at run time: template data files and the licence public key.
 PACKAGE_DATA = {
+    # The compiled request path, when `python -m passerelle.compile_hot_path` has built it.
+    "passerelle.engine": ["_compiled/*"],
     "passerelle.engine.manage.templates": ["data/*.yaml"],
     "passerelle.engine.manage.licence": ["vendor_public_key.pem"],
 }

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from bench import tools
+from passerelle.engine import compiled
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,6 +48,8 @@ def describe() -> dict[str, str]:
         "kernel": platform.release(),
         "python": f"{platform.python_version()} ({ssl.OPENSSL_VERSION})",
         "passerelle": _revision(),
+        # The engine the bench starts inherits this environment and these files.
+        "passerelle request path": compiled.describe(),
         **tools.versions(),
         "load average at start": " ".join(f"{x:.2f}" for x in load),
     }

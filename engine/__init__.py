@@ -1,1 +1,5 @@
 """engine"""
+
+from passerelle.engine import compiled as _compiled
+
+_compiled.install()

@@ -19,6 +19,7 @@ import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from passerelle.cli import CommandError  # noqa: E402
+from passerelle.engine import compiled  # noqa: E402
 from passerelle.engine.ha.state import DEFAULT_STATE_FILE  # noqa: E402
 from passerelle.engine.runtime.supervisor import Supervisor  # noqa: E402
 
@@ -236,7 +237,11 @@ def run_engine(
             log.error("%s", error)
         gevent.spawn(follower.run)
         control = start_control(store, follower)
-        log.info("engine running with %d workers", supervisor.worker_count)
+        log.info(
+            "engine running with %d workers, request path %s",
+            supervisor.worker_count,
+            compiled.describe(),
+        )
         stopped.wait()
         log.info("stopping")
     finally:

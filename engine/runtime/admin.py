@@ -12,6 +12,7 @@ from typing import Any
 
 from gevent.pywsgi import WSGIServer
 
+from passerelle.engine import compiled
 from passerelle.engine.runtime.supervisor import Supervisor
 from passerelle.engine.stats.report import collect, prometheus
 
@@ -41,6 +42,7 @@ class AdminApp:
                 for w in s.workers
             ],
             "persistence_entries": len(s.persistence),
+            "request_path": compiled.describe(),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

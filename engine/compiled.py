@@ -1,0 +1,147 @@
+"""The request path compiled to C by mypyc, used only while it matches its sources.
+
+``scripts/setup`` and the image build compile ``HOT_MODULES`` (see
+``passerelle.compile_hot_path``) into ``_compiled/``, with a manifest of each source's
+SHA-256. On the first import of one of them, the finder installed here checks the manifest:
+the build must be for this interpreter and every source unchanged since it, or all the hot
+modules run from source. It is all or nothing because compiled modules call each other directly,
+past the import system. ``PASSERELLE_COMPILED=0`` runs them from source on purpose.
+
+Imports stay lazy: ``passerelle config apply`` imports the engine package and never runs a
+hot module, so it must not pay for hashing them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # `typing` itself would cost `config apply` a few milliseconds
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from pathlib import Path
+
+# The modules a request runs through, compiled together (one shared library).
+HOT_MODULES = (
+    "passerelle.engine.http.codec",
+    "passerelle.engine.http.lane",
+    "passerelle.engine.http.proxy",
+    "passerelle.engine.http.upstream",
+    "passerelle.engine.http.wire",
+    "passerelle.engine.http.rules",
+    "passerelle.engine.http.sockio",
+    "passerelle.engine.runtime.pools",
+    "passerelle.engine.balance.scheduling",
+    "passerelle.engine.balance.persistence",
+)
+PACKAGE = "passerelle.engine"
+SWITCH = "PASSERELLE_COMPILED"
+ENGINE_ROOT = os.path.dirname(os.path.abspath(__file__))
+COMPILED_DIR = os.path.join(ENGINE_ROOT, "_compiled")
+MANIFEST = "manifest.json"
+
+
+def source_path(module: str, engine_root: str = ENGINE_ROOT) -> str:
+    """The source file of ``module`` (a name under passerelle.engine)."""
+    relative = module.removeprefix(PACKAGE + ".").replace(".", os.sep)
+    return os.path.join(engine_root, relative + ".py")
+
+
+def source_digest(path: str | Path) -> str:
+    import hashlib
+
+    with open(path, "rb") as source:
+        return hashlib.sha256(source.read()).hexdigest()
+
+
+def extension_suffix() -> str:
+    """The file ending of an extension module built for this interpreter."""
+    import importlib.machinery
+
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def usable_build(
+    compiled_dir: str = COMPILED_DIR, engine_root: str = ENGINE_ROOT
+) -> tuple[dict[str, str], str]:
+    """The compiled files to load by module name, or none with the reason why."""
+    import json
+
+    try:
+        with open(os.path.join(compiled_dir, MANIFEST), encoding="utf-8") as file:
+            manifest = json.load(file)
+    except FileNotFoundError:
+        return {}, "not built (scripts/setup builds it)"
+    except (OSError, ValueError) as exc:
+        return {}, f"unreadable manifest: {exc}"
+    if manifest.get("suffix") != extension_suffix():
+        return (
+            {},
+            f"built for {manifest.get('suffix')}, this interpreter takes {extension_suffix()}",
+        )
+    files: dict[str, str] = {}
+    modules: dict[str, dict[str, str]] = manifest.get("modules", {})
+    if set(modules) != set(HOT_MODULES):
+        return {}, "built for another set of modules"
+    for module, entry in modules.items():
+        try:
+            fresh = source_digest(source_path(module, engine_root)) == entry["sha256"]
+        except OSError:
+            fresh = False
+        if not fresh:
+            return {}, f"{module} changed since it was compiled (scripts/setup compiles it again)"
+        files[module] = os.path.join(compiled_dir, entry["file"])
+    for module, file in manifest.get("runtime", {}).items():
+        files[module] = os.path.join(compiled_dir, file)
+    return files, "compiled"
+
+
+class CompiledFinder:
+    """A meta path finder that answers for the hot modules once, with the build or with nothing."""
+
+    def __init__(self, compiled_dir: str = COMPILED_DIR, engine_root: str = ENGINE_ROOT) -> None:
+        self.compiled_dir = compiled_dir
+        self.engine_root = engine_root
+        self.files: dict[str, str] | None = None  # checked on first use
+        self.state = "not checked yet"
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> ModuleSpec | None:
+        files = self.files
+        if files is None:
+            if fullname not in HOT_MODULES:
+                return None
+            files, self.state = usable_build(self.compiled_dir, self.engine_root)
+            self.files = files
+        file = files.get(fullname)
+        if file is None:
+            return None
+        from importlib.machinery import ExtensionFileLoader
+        from importlib.util import spec_from_file_location
+
+        return spec_from_file_location(fullname, file, loader=ExtensionFileLoader(fullname, file))
+
+
+def install() -> CompiledFinder | None:
+    """Put the finder first on the import path, unless PASSERELLE_COMPILED=0 asks for sources."""
+    if os.environ.get(SWITCH, "1") == "0":
+        return None
+    for finder in sys.meta_path:
+        if isinstance(finder, CompiledFinder):
+            return finder
+    finder = CompiledFinder()
+    sys.meta_path.insert(0, finder)
+    return finder
+
+
+def describe() -> str:
+    """How the hot modules run in this process: compiled, or from source and why."""
+    if os.environ.get(SWITCH, "1") == "0":
+        return f"from source ({SWITCH}=0)"
+    for finder in sys.meta_path:
+        if isinstance(finder, CompiledFinder):
+            if finder.files is None:
+                finder.files, finder.state = usable_build(finder.compiled_dir, finder.engine_root)
+            return "compiled" if finder.files else f"from source: {finder.state}"
+    return "from source"

@@ -1,0 +1,144 @@
+"""The request path compiled by mypyc: a real engine's workers load it, serve with it, and
+run from source when told to."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from passerelle.engine import compiled
+from passerelle.engine.compiled import HOT_MODULES, SWITCH
+
+from support.engine import free_port
+
+RUNTIME_LIBRARY = "passerelle_hot_path__mypyc"
+
+
+def l7_service(port: int, backends) -> dict:
+    return {
+        "virtual_services": [
+            {
+                "name": "web",
+                "address": "127.0.0.1",
+                "ports": [port],
+                "mode": "http",
+                "health_check": {"type": "none"},
+                "real_servers": [{"address": s.address, "port": s.port} for s in backends],
+                "headers": {"response_add": {"X-Proxy": "passerelle"}},
+            }
+        ]
+    }
+
+
+def serve_requests(port: int, count: int) -> Counter:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    seen: Counter = Counter()
+    for _ in range(count):
+        conn.request("GET", "/", headers={"Host": "app.test"})
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == 200, body
+        assert response.getheader("X-Proxy") == "passerelle"
+        seen[json.loads(body)["server"]] += 1
+    conn.close()
+    return seen
+
+
+def mapped_files(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_workers_serve_with_the_compiled_request_path(engine, servers):
+    backends = [servers.http("a"), servers.http("b")]
+    port = free_port()
+    engine.start(l7_service(port, backends))
+    assert engine.status()["request_path"] == "compiled", "run scripts/setup to build it"
+    assert serve_requests(port, 6) == {"a": 3, "b": 3}
+    for worker in engine.status()["workers"]:
+        assert RUNTIME_LIBRARY in mapped_files(worker["pid"])
+
+
+def test_switch_runs_the_request_path_from_source(engine, servers):
+    engine.extra_env[SWITCH] = "0"
+    backends = [servers.http("a"), servers.http("b")]
+    port = free_port()
+    engine.start(l7_service(port, backends))
+    assert engine.status()["request_path"] == f"from source ({SWITCH}=0)"
+    assert serve_requests(port, 6) == {"a": 3, "b": 3}
+    for worker in engine.status()["workers"]:
+        assert RUNTIME_LIBRARY not in mapped_files(worker["pid"])
+
+
+@pytest.fixture
+def build(tmp_path: Path) -> tuple[Path, Path]:
+    """A stand-in engine tree with a manifest that matches its sources."""
+    root, out = tmp_path / "engine", tmp_path / "engine" / "_compiled"
+    out.mkdir(parents=True)
+    modules = {}
+    for module in HOT_MODULES:
+        source = Path(compiled.source_path(module, str(root)))
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(f"# {module}\n")
+        name = module.rsplit(".", 1)[1] + compiled.extension_suffix()
+        (out / name).write_bytes(b"")
+        modules[module] = {"file": name, "sha256": compiled.source_digest(source)}
+    manifest = {
+        "suffix": compiled.extension_suffix(),
+        "modules": modules,
+        "runtime": {RUNTIME_LIBRARY: RUNTIME_LIBRARY + compiled.extension_suffix()},
+    }
+    (out / compiled.MANIFEST).write_text(json.dumps(manifest))
+    return root, out
+
+
+def files_of(out: Path) -> dict[str, str]:
+    manifest = json.loads((out / compiled.MANIFEST).read_text())
+    return {name: str(out / file) for name, file in manifest["runtime"].items()}
+
+
+def test_a_build_that_matches_its_sources_is_used(build):
+    root, out = build
+    files, state = compiled.usable_build(str(out), str(root))
+    assert state == "compiled"
+    assert set(files) == {*HOT_MODULES, RUNTIME_LIBRARY}
+    assert files["passerelle.engine.http.lane"] == str(out / f"lane{compiled.extension_suffix()}")
+
+
+def test_an_edited_source_sends_every_hot_module_back_to_source(build):
+    root, out = build
+    lane = Path(compiled.source_path("passerelle.engine.http.lane", str(root)))
+    lane.write_text(lane.read_text() + "# edited\n")
+    files, state = compiled.usable_build(str(out), str(root))
+    assert files == {}
+    assert state.startswith("passerelle.engine.http.lane changed since it was compiled")
+
+
+def test_a_build_for_another_interpreter_is_not_loaded(build):
+    root, out = build
+    manifest = json.loads((out / compiled.MANIFEST).read_text())
+    manifest["suffix"] = ".cpython-312-x86_64-linux-gnu.so"
+    (out / compiled.MANIFEST).write_text(json.dumps(manifest))
+    files, state = compiled.usable_build(str(out), str(root))
+    assert files == {}
+    assert "cpython-312" in state
+
+
+def test_no_build_means_source(tmp_path):
+    files, state = compiled.usable_build(str(tmp_path / "_compiled"), str(tmp_path))
+    assert (files, state) == ({}, "not built (scripts/setup builds it)")
+
+
+def test_the_finder_answers_only_for_the_hot_modules(build):
+    root, out = build
+    finder = compiled.CompiledFinder(str(out), str(root))
+    assert finder.find_spec("passerelle.engine.runtime.worker") is None
+    assert finder.files is None  # nothing checked for a module it does not compile
+    spec = finder.find_spec("passerelle.engine.http.codec")
+    assert spec is not None and spec.origin == str(out / f"codec{compiled.extension_suffix()}")
+    assert finder.find_spec(RUNTIME_LIBRARY).origin.endswith(
+        RUNTIME_LIBRARY + compiled.extension_suffix()
+    )
