@@ -11,7 +11,11 @@ invalid name characters, whitespace before the colon, CR/LF/NUL/CTL in values, b
 duplicate Content-Length, bad chunk sizes, missing CRLF after chunk data, invalid
 request line). The callbacks add what a proxy needs on top: Transfer-Encoding must be
 exactly ``chunked`` and only on HTTP/1.1, one Host (required on HTTP/1.1), versions
-1.0/1.1 only, no CONNECT, and limits on the size of a head.
+1.0/1.1 only, no CONNECT, and limits on the size of a head. What a chunked body carries
+between two slices of its data (the rest of a chunk-size line, its extensions, trailers) is
+held to the head's size limit as well, and refused like a head over it: llhttp reads it in
+the dark and httptools keeps an unfinished trailer name or value to itself, so a line that
+never ends would otherwise be taken, and buffered, for as long as the peer sends it.
 
 Status codes chosen for requests: malformed input 400; CONNECT 405; a well-formed but
 unknown method token 501 (best effort: only when the request starts the fed chunk,
@@ -164,14 +168,18 @@ class _Reader:
     on_header only stores the pair, and the limits and the headers a proxy must look at are
     checked once per head, in one loop in on_headers_complete. A head that stays open past a
     fed chunk is measured at the end of that chunk (_parse), so the limits hold while it
-    streams. Trailers are only measured.
+    streams; so is the framing of a chunked body between two slices of its data, trailers
+    included. Trailers are only measured.
     """
 
     __slots__ = (
         "_begun",
+        "_body_left",
         "_error",
         "_events",
         "_fed",
+        "_framing",
+        "_framing_mark",
         "_head_fed",
         "_headers",
         "_keep_alive",
@@ -240,6 +248,11 @@ class _Reader:
         self._line = b""
         self._size = 0
         self._sized = 0
+        # Bytes of a Content-Length response body still to come. Every slice of body lowers
+        # it, in both readers, so that _parse sees whether the body moved in a fed chunk.
+        self._body_left = 0
+        self._framing = 0
+        self._framing_mark = 0
 
     def _fail(self, status: int, reason: str) -> NoReturn:
         error = HttpError(status, reason)
@@ -265,7 +278,7 @@ class _Reader:
         # _DONE: the peer said this was its last message; what follows is ignored.
 
     def _parse(self, data: bytes) -> None:
-        state = self._state
+        before = self._state
         self._begun = 0
         self._fed = len(data)
         parser = self._parser
@@ -280,15 +293,29 @@ class _Reader:
             if self._error is None:
                 if self._state == _DONE:
                     return  # bytes after a "last" message: llhttp refuses them, we ignore them
-                self._error = self._map_error(exc, data, state)
+                self._error = self._map_error(exc, data, before)
             self._state = _FAILED
             self._events.clear()
             raise HttpError(self._error.status, self._error.reason) from None
         state = self._state
         if state == _HEAD:
             self._head_continues(data)
-        elif state == _BODY and self._headers and self._counted_size() > self._max_head_bytes:
-            self._fail(self._too_big, f"{self._what} head too large")  # trailers going on
+        elif state == _BODY:
+            # Inline, not a method: this runs for every fed chunk of a body.
+            left = self._body_left
+            if left != self._framing_mark or before != _BODY or self._begun:
+                # Body data arrived, or the head ended, in this chunk: it is bounded by the
+                # read size and not counted, like the chunk in which a head begins.
+                self._framing_mark = left
+                self._framing = 0
+            else:
+                # No data at all: a chunk-size line, an extension or trailers go on.
+                framing = self._framing + len(data)
+                self._framing = framing
+                if framing > self._max_head_bytes:
+                    self._fail(self._too_big, f"{self._what} head too large")
+            if self._headers and self._counted_size() > self._max_head_bytes:
+                self._fail(self._too_big, f"{self._what} head too large")  # trailers going on
 
     def _head_continues(self, data: bytes) -> None:
         """The head goes on past ``data``: the limits must hold while it streams."""
@@ -555,6 +582,7 @@ class RequestReader(_Reader):
         self._headers = []
 
     def on_body(self, body: bytes) -> None:
+        self._body_left -= len(body)  # only read as "the body moved" (see _parse)
         self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
@@ -577,7 +605,6 @@ class ResponseReader(_Reader):
     __slots__ = (
         "_answering_head",
         "_awaiting",
-        "_body_left",
         "_head_answered",
         "_head_tail",
         "_status",
@@ -596,7 +623,6 @@ class ResponseReader(_Reader):
         self._head_tail = b""
         self._until_close = False
         self._status = 0
-        self._body_left = 0
         _Reader._start(self)
 
     def between_messages(self) -> bool:
