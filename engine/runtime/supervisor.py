@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import subprocess
@@ -31,7 +31,6 @@ from gevent.event import Event
 
 from passerelle.engine.balance.persistence import PersistenceTable
 from passerelle.engine.health.monitor import HealthMonitor, Target
-from passerelle.engine.model.config import Config
 from passerelle.engine.runtime.control import Channel, ChannelClosed, Message
 from passerelle.engine.runtime.launch import ForkedWorker, fork_safe, fork_worker, prepare_to_share
 from passerelle.engine.runtime.pools import (
@@ -41,6 +40,7 @@ from passerelle.engine.runtime.pools import (
     server_slot_key,
 )
 from passerelle.engine.runtime.services import slot_keys
+from passerelle.engine.runtime.snapshot import plain
 from passerelle.engine.stats.counters import (
     ACTIVE,
     HEALTH_DOWN,
@@ -52,6 +52,9 @@ from passerelle.engine.stats.counters import (
 )
 from passerelle.engine.tls.tickets import new_keys
 
+if TYPE_CHECKING:  # pydantic is imported after the workers are forked (see ``config``)
+    from passerelle.engine.model.config import Config
+
 log = logging.getLogger("passerelle.supervisor")
 
 FIRST_CHECK_WAIT = 2.0  # a reload waits this long at most for new servers' first health check
@@ -59,10 +62,9 @@ FIRST_CHECK_WAIT = 2.0  # a reload waits this long at most for new servers' firs
 
 def _pickled(config: Config) -> str:
     """The validated configuration as the worker takes it back (``worker.unpickled_config``):
-    as objects, without running pydantic's validators there, which would make ~2.6 MB of
-    pydantic-core's code resident in every worker. Only this supervisor and the workers it
-    started are on the channel."""
-    return base64.b64encode(pickle.dumps(config, pickle.HIGHEST_PROTOCOL)).decode("ascii")
+    plain objects (``snapshot.plain``), so that a worker neither validates it again nor imports
+    pydantic at all. Only this supervisor and the workers it started are on the channel."""
+    return base64.b64encode(pickle.dumps(plain(config), pickle.HIGHEST_PROTOCOL)).decode("ascii")
 
 
 class SlotMap:
@@ -115,7 +117,7 @@ class Supervisor:
         self.persistence = PersistenceTable()
         self.health = HealthMonitor(self._health_changed)
         self.health_detail: dict[str, str] = {}
-        self.config = Config()
+        self._config: Config | None = None
         self.version = 0
         # One set for the engine's life, so that TLS sessions resume on any worker.
         self.ticket_keys = new_keys()
@@ -127,6 +129,16 @@ class Supervisor:
         self._snapshot: Message | None = None
         self.accepting = True
         self.on_applied: list[Callable[[int], None]] = []
+
+    @property
+    def config(self) -> Config:
+        """The configuration last applied; an empty one before the first."""
+        if self._config is None:
+            # Imported on first use, after the workers are forked: they never hold pydantic.
+            from passerelle.engine.model.config import Config
+
+            self._config = Config()
+        return self._config
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -230,7 +242,7 @@ class Supervisor:
     def apply(self, config: Config, version: int) -> dict[str, Any]:
         """Make ``config`` live in every worker; returns per-worker errors (listeners etc.)."""
         slots = self.slots.assign(slot_keys(config))
-        self.config = config
+        self._config = config
         self.version = version
         self.pools = self._build_pools(config, slots)
         self.persistence.keep_pools(self.pools)
