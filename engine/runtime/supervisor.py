@@ -30,7 +30,6 @@ from gevent import subprocess
 from gevent.event import Event
 
 from passerelle.engine.balance.persistence import PersistenceTable
-from passerelle.engine.health.monitor import HealthMonitor, Target
 from passerelle.engine.runtime.control import Channel, ChannelClosed, Message
 from passerelle.engine.runtime.launch import ForkedWorker, fork_safe, fork_worker, prepare_to_share
 from passerelle.engine.runtime.pools import (
@@ -52,7 +51,8 @@ from passerelle.engine.stats.counters import (
 )
 from passerelle.engine.tls.tickets import new_keys
 
-if TYPE_CHECKING:  # pydantic is imported after the workers are forked (see ``config``)
+if TYPE_CHECKING:  # imported after the workers are forked (see ``config`` and ``health``)
+    from passerelle.engine.health.monitor import HealthMonitor
     from passerelle.engine.model.config import Config
 
 log = logging.getLogger("passerelle.supervisor")
@@ -115,7 +115,7 @@ class Supervisor:
         self.table = CounterTable(self.runtime_dir / "counters", self.worker_count, create=True)
         self.slots = SlotMap()
         self.persistence = PersistenceTable()
-        self.health = HealthMonitor(self._health_changed)
+        self._health: HealthMonitor | None = None
         self.health_detail: dict[str, str] = {}
         self._config: Config | None = None
         self.version = 0
@@ -140,6 +140,16 @@ class Supervisor:
             self._config = Config()
         return self._config
 
+    @property
+    def health(self) -> HealthMonitor:
+        """The health monitor, made on first use: after the workers are forked, which never
+        check health and so never hold its code."""
+        if self._health is None:
+            from passerelle.engine.health.monitor import HealthMonitor
+
+            self._health = HealthMonitor(self._health_changed)
+        return self._health
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -154,7 +164,8 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stopping = True
-        self.health.stop()
+        if self._health is not None:
+            self._health.stop()
         for worker in self.workers:
             if worker.channel is not None and not worker.channel.closed:
                 with contextlib.suppress(ChannelClosed):
@@ -309,6 +320,8 @@ class Supervisor:
     # -- health --------------------------------------------------------------------------
 
     def _update_health(self, config: Config, slots: dict[str, int]) -> None:
+        from passerelle.engine.health.monitor import Target
+
         targets: dict[str, Target] = {}
         for ident, pool in self.pools.items():
             for server in pool.servers:
