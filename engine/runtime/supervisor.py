@@ -16,10 +16,8 @@ import contextlib
 import logging
 import os
 import pickle
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +65,20 @@ def _pickled(config: Config) -> str:
     return base64.b64encode(pickle.dumps(plain(config), pickle.HIGHEST_PROTOCOL)).decode("ascii")
 
 
+def _runtime_dir() -> Path:
+    """A new private folder for the counters, in /dev/shm where there is one. Made without
+    ``tempfile``: it and ``shutil`` (with the compression modules they import) would be resident
+    in every worker forked after, which never use them."""
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(os.environ.get("TMPDIR", "/tmp"))
+    while True:
+        path = base / f"passerelle-{os.urandom(6).hex()}"
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return path
+
+
 class SlotMap:
     """Statistics slots by key; a key keeps its slot for the life of the engine."""
 
@@ -110,8 +122,7 @@ class Supervisor:
     ) -> None:
         self.worker_count = workers or os.cpu_count() or 1
         self.log_level = log_level
-        base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-        self.runtime_dir = runtime_dir or Path(tempfile.mkdtemp(prefix="passerelle-", dir=base))
+        self.runtime_dir = runtime_dir or _runtime_dir()
         self.table = CounterTable(self.runtime_dir / "counters", self.worker_count, create=True)
         self.slots = SlotMap()
         self.persistence = PersistenceTable()
@@ -180,6 +191,8 @@ class Supervisor:
                 worker.process.kill()
                 worker.process.wait()
         self.table.close()
+        import shutil  # only at the end: see _runtime_dir
+
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def _spawn(self, worker: WorkerProcess, fork: bool = False) -> None:

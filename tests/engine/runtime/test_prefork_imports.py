@@ -30,5 +30,7 @@ def test_the_supervisor_forks_before_importing_what_only_it_uses():
         # pydantic's plugin loader is replaced by an empty module (runtime/lean.py), no more.
         assert [m for m in names if m.startswith("pydantic")] == ["pydantic.plugin._loader"]
         assert [m for m in names if m.startswith("passerelle.engine.model")] == []
+        # Used by the supervisor only, or (tempfile) nowhere on Linux: made after the fork.
         assert "passerelle.engine.health.monitor" not in names
+        assert not {"shutil", "tempfile"} & set(names)
     assert "passerelle.engine.runtime.supervisor" in modules["before_fork"]
