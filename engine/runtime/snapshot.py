@@ -55,16 +55,22 @@ class PlainConfig(Plain):
 _WITH_MEMBERS: dict[str, type[Plain]] = {"RealServer": PlainRealServer, "Config": PlainConfig}
 
 
+_LEAVES = frozenset((str, int, float, bool, bytes, type(None)))
+
+
 def plain(value: Any) -> Any:
     """``value`` with every pydantic model in it copied into a ``Plain`` (supervisor side)."""
-    fields = getattr(type(value), "model_fields", None)
-    if fields is not None:
-        kind = _WITH_MEMBERS.get(type(value).__name__, Plain)
-        return kind({name: plain(getattr(value, name)) for name in fields})
-    if isinstance(value, list | tuple):
-        return type(value)(plain(item) for item in value)
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind in _LEAVES:  # most values: answered before any other test
+        return value
+    if kind is list or kind is tuple:
+        return kind(plain(item) for item in value)
+    if kind is dict:
         return {key: plain(item) for key, item in value.items()}
+    if hasattr(kind, "model_fields"):
+        # A model's __dict__ holds exactly its fields (extra ones are forbidden).
+        fields = {name: plain(item) for name, item in value.__dict__.items()}
+        return _WITH_MEMBERS.get(kind.__name__, Plain)(fields)
     return value
 
 
