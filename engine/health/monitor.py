@@ -7,13 +7,16 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import gevent
 from gevent import Greenlet
 
 from passerelle.engine.health.probes import probe
 from passerelle.engine.health.state import HealthState
-from passerelle.engine.model.config import HealthCheck
+
+if TYPE_CHECKING:  # imported by the supervisor before its workers are forked
+    from passerelle.engine.model.config import HealthCheck
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,14 @@ IP addresses are connected to directly: routing them through a resolver (as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import gevent
 from gevent import socket, ssl
 
-from passerelle.engine.model.config import HealthCheck
+if TYPE_CHECKING:  # imported by the supervisor before its workers are forked
+    from passerelle.engine.model.config import HealthCheck
+
 
 _RECV_SIZE = 4096
 _HEAD_MAX = 16384  # more than this before the end of an interim head is not a sane HTTP server

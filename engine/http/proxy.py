@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import gevent
 from gevent import socket as gsocket
@@ -63,7 +64,6 @@ from passerelle.engine.http.wire import (
     response_head_bytes,
     status_line,
 )
-from passerelle.engine.model.config import HeaderOptions
 from passerelle.engine.relay import splice as pipes
 from passerelle.engine.relay.tcp import relay
 from passerelle.engine.runtime.context import WorkerContext, client_ip
@@ -80,6 +80,9 @@ from passerelle.engine.stats.counters import (
 )
 from passerelle.engine.tls.contexts import server_hostname_for, server_name
 from passerelle.engine.tls.handshake import ClientHandshake, accepted_socket
+
+if TYPE_CHECKING:  # a worker reads the plain copy (runtime/snapshot.py), never pydantic
+    from passerelle.engine.model.config import HeaderOptions
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from passerelle.engine.model.config import Rule, VirtualService
+if TYPE_CHECKING:  # a worker reads the plain copy (runtime/snapshot.py), never pydantic
+    from passerelle.engine.model.config import Rule, VirtualService
 
 
 def normalise_host(host: bytes | None) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from time import monotonic
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from passerelle.engine.balance.persistence import cookie_token, source_key
 from passerelle.engine.balance.scheduling import make_scheduler
-from passerelle.engine.model.config import Pool, RealServer
 from passerelle.engine.stats.counters import ACTIVE, HEALTH_UP, WIDTH, CounterTable
+
+if TYPE_CHECKING:  # a worker reads the plain copy (runtime/snapshot.py), never pydantic
+    from passerelle.engine.model.config import Pool, RealServer
 
 
 def pool_id(vs_name: str, subvs_name: str | None = None) -> str:

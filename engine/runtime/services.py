@@ -10,9 +10,9 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from passerelle.engine.http.rules import ContentSwitch
-from passerelle.engine.model.config import Config, Pool, TLSReencrypt, VirtualService
 from passerelle.engine.runtime.pools import (
     PersistenceAuthority,
     PoolRuntime,
@@ -20,6 +20,9 @@ from passerelle.engine.runtime.pools import (
     server_slot_key,
 )
 from passerelle.engine.stats.counters import CounterTable
+
+if TYPE_CHECKING:  # a worker reads the plain copy (runtime/snapshot.py), never pydantic
+    from passerelle.engine.model.config import Config, Pool, TLSReencrypt, VirtualService
 
 ListenerKey = tuple[str, int, str]  # (address, port, protocol)
 

@@ -16,22 +16,18 @@ import contextlib
 import logging
 import os
 import pickle
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import subprocess
 from gevent.event import Event
 
 from passerelle.engine.balance.persistence import PersistenceTable
-from passerelle.engine.health.monitor import HealthMonitor, Target
-from passerelle.engine.model.config import Config
 from passerelle.engine.runtime.control import Channel, ChannelClosed, Message
 from passerelle.engine.runtime.launch import ForkedWorker, fork_safe, fork_worker, prepare_to_share
 from passerelle.engine.runtime.pools import (
@@ -41,6 +37,7 @@ from passerelle.engine.runtime.pools import (
     server_slot_key,
 )
 from passerelle.engine.runtime.services import slot_keys
+from passerelle.engine.runtime.snapshot import plain
 from passerelle.engine.stats.counters import (
     ACTIVE,
     HEALTH_DOWN,
@@ -52,6 +49,10 @@ from passerelle.engine.stats.counters import (
 )
 from passerelle.engine.tls.tickets import new_keys
 
+if TYPE_CHECKING:  # imported after the workers are forked (see ``config`` and ``health``)
+    from passerelle.engine.health.monitor import HealthMonitor
+    from passerelle.engine.model.config import Config
+
 log = logging.getLogger("passerelle.supervisor")
 
 FIRST_CHECK_WAIT = 2.0  # a reload waits this long at most for new servers' first health check
@@ -59,10 +60,23 @@ FIRST_CHECK_WAIT = 2.0  # a reload waits this long at most for new servers' firs
 
 def _pickled(config: Config) -> str:
     """The validated configuration as the worker takes it back (``worker.unpickled_config``):
-    as objects, without running pydantic's validators there, which would make ~2.6 MB of
-    pydantic-core's code resident in every worker. Only this supervisor and the workers it
-    started are on the channel."""
-    return base64.b64encode(pickle.dumps(config, pickle.HIGHEST_PROTOCOL)).decode("ascii")
+    plain objects (``snapshot.plain``), so that a worker neither validates it again nor imports
+    pydantic at all. Only this supervisor and the workers it started are on the channel."""
+    return base64.b64encode(pickle.dumps(plain(config), pickle.HIGHEST_PROTOCOL)).decode("ascii")
+
+
+def _runtime_dir() -> Path:
+    """A new private folder for the counters, in /dev/shm where there is one. Made without
+    ``tempfile``: it and ``shutil`` (with the compression modules they import) would be resident
+    in every worker forked after, which never use them."""
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(os.environ.get("TMPDIR", "/tmp"))
+    while True:
+        path = base / f"passerelle-{os.urandom(6).hex()}"
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return path
 
 
 class SlotMap:
@@ -108,14 +122,13 @@ class Supervisor:
     ) -> None:
         self.worker_count = workers or os.cpu_count() or 1
         self.log_level = log_level
-        base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-        self.runtime_dir = runtime_dir or Path(tempfile.mkdtemp(prefix="passerelle-", dir=base))
+        self.runtime_dir = runtime_dir or _runtime_dir()
         self.table = CounterTable(self.runtime_dir / "counters", self.worker_count, create=True)
         self.slots = SlotMap()
         self.persistence = PersistenceTable()
-        self.health = HealthMonitor(self._health_changed)
+        self._health: HealthMonitor | None = None
         self.health_detail: dict[str, str] = {}
-        self.config = Config()
+        self._config: Config | None = None
         self.version = 0
         # One set for the engine's life, so that TLS sessions resume on any worker.
         self.ticket_keys = new_keys()
@@ -127,6 +140,26 @@ class Supervisor:
         self._snapshot: Message | None = None
         self.accepting = True
         self.on_applied: list[Callable[[int], None]] = []
+
+    @property
+    def config(self) -> Config:
+        """The configuration last applied; an empty one before the first."""
+        if self._config is None:
+            # Imported on first use, after the workers are forked: they never hold pydantic.
+            from passerelle.engine.model.config import Config
+
+            self._config = Config()
+        return self._config
+
+    @property
+    def health(self) -> HealthMonitor:
+        """The health monitor, made on first use: after the workers are forked, which never
+        check health and so never hold its code."""
+        if self._health is None:
+            from passerelle.engine.health.monitor import HealthMonitor
+
+            self._health = HealthMonitor(self._health_changed)
+        return self._health
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -142,7 +175,8 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stopping = True
-        self.health.stop()
+        if self._health is not None:
+            self._health.stop()
         for worker in self.workers:
             if worker.channel is not None and not worker.channel.closed:
                 with contextlib.suppress(ChannelClosed):
@@ -157,6 +191,8 @@ class Supervisor:
                 worker.process.kill()
                 worker.process.wait()
         self.table.close()
+        import shutil  # only at the end: see _runtime_dir
+
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def _spawn(self, worker: WorkerProcess, fork: bool = False) -> None:
@@ -230,7 +266,7 @@ class Supervisor:
     def apply(self, config: Config, version: int) -> dict[str, Any]:
         """Make ``config`` live in every worker; returns per-worker errors (listeners etc.)."""
         slots = self.slots.assign(slot_keys(config))
-        self.config = config
+        self._config = config
         self.version = version
         self.pools = self._build_pools(config, slots)
         self.persistence.keep_pools(self.pools)
@@ -297,6 +333,8 @@ class Supervisor:
     # -- health --------------------------------------------------------------------------
 
     def _update_health(self, config: Config, slots: dict[str, int]) -> None:
+        from passerelle.engine.health.monitor import Target
+
         targets: dict[str, Target] = {}
         for ident, pool in self.pools.items():
             for server in pool.servers:

@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from passerelle.engine.runtime.services import ServiceRuntime
+from passerelle.engine.runtime.snapshot import endpoint_key
 from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, TOTAL, WIDTH
 
 Endpoint = tuple[str, int]
-
-
-def endpoint_key(address: str, port: int) -> str:
-    """The same identity as RealServer.key."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 class UdpCounters:

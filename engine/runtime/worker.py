@@ -25,7 +25,7 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import gevent  # noqa: E402
 
@@ -33,7 +33,6 @@ from passerelle.engine.http.proxy import handle_http  # noqa: E402
 from passerelle.engine.http.upstream import IdlePool  # noqa: E402
 from passerelle.engine.listen.acceptor import Acceptor  # noqa: E402
 from passerelle.engine.listen.sockets import tcp_listener, udp_listener  # noqa: E402
-from passerelle.engine.model.config import Config  # noqa: E402
 from passerelle.engine.relay.udp import UdpService  # noqa: E402
 from passerelle.engine.runtime.context import WorkerContext  # noqa: E402
 from passerelle.engine.runtime.control import Channel, Message  # noqa: E402
@@ -43,9 +42,13 @@ from passerelle.engine.runtime.services import (  # noqa: E402
     ServiceRuntime,
     build_services,
 )
+from passerelle.engine.runtime.snapshot import PlainConfig  # noqa: E402
 from passerelle.engine.runtime.udp_counters import UdpCounters  # noqa: E402
 from passerelle.engine.stats.counters import CounterTable  # noqa: E402
 from passerelle.engine.tls.tickets import use_keys  # noqa: E402
+
+if TYPE_CHECKING:
+    from passerelle.engine.model.config import Config
 
 log = logging.getLogger("passerelle.worker")
 
@@ -75,11 +78,12 @@ class AuthorityClient:
 
 
 def unpickled_config(text: str) -> Config:
-    """The supervisor's validated configuration (see ``supervisor._pickled``)."""
+    """The supervisor's validated configuration, as plain objects (see ``supervisor._pickled``
+    and ``snapshot``): read like the model's, with no pydantic in this process."""
     config = pickle.loads(base64.b64decode(text))
-    if not isinstance(config, Config):
+    if not isinstance(config, PlainConfig):
         raise TypeError(f"a configuration snapshot holds {type(config).__name__}")
-    return config
+    return config  # type: ignore[return-value]
 
 
 class Worker:

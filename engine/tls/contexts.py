@@ -18,7 +18,6 @@ import ipaddress
 import os
 import re
 import ssl
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -322,6 +321,8 @@ def _memory_file(text: str) -> Iterator[str]:
         finally:
             os.close(fd)
         return
+    import tempfile  # only here: it and shutil would stay resident in every worker
+
     with tempfile.TemporaryDirectory(prefix="passerelle-pem-") as directory:
         path = Path(directory) / "pem"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -99,6 +99,19 @@ def test_workers_are_forked_before_the_supervisor_loads_its_store(engine):
         assert not [path for path in mapped_files(pid) if sqlite in path]
 
 
+def test_workers_serve_a_configuration_without_pydantic(engine, servers):
+    # The supervisor validates with the model; a worker gets plain copies of the objects and
+    # never imports pydantic, whose compiled core is mapped only once imported.
+    a = servers.http("a")
+    port = free_port()
+    engine.start({"virtual_services": [service(port, a)]})
+    assert get(port)["server"] == "a"
+    core = "pydantic_core/_pydantic_core"
+    assert any(core in path for path in mapped_files(engine.process.pid))
+    for pid in worker_pids(engine):
+        assert not [path for path in mapped_files(pid) if core in path]
+
+
 def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path):
     # Every worker must see its channel close: none may keep another one's end open.
     engine = EngineProcess(tmp_path, workers=3)
