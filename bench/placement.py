@@ -12,7 +12,7 @@ from bench.procs import CpuSet
 class Placement:
     name: str  # "pinned" or "unpinned"
     proxy_cpus: CpuSet
-    load_cpus: CpuSet  # wrk, curl, openssl and the back-end nginx
+    load_cpus: CpuSet  # wrk, curl, the handshake client and the back-end nginx
     workers: int  # Passerelle workers = HAProxy nbthread = nginx worker_processes
     load_threads: int  # wrk -t
 
@@ -25,7 +25,7 @@ class Placement:
         return (
             f"pinned: proxy on CPU {_cpus(self.proxy_cpus)} (Passerelle {self.workers} worker, "
             f"HAProxy nbthread {self.workers}, nginx {self.workers} worker); "
-            f"wrk/curl/openssl and back ends on CPU {_cpus(self.load_cpus)}"
+            f"wrk/curl/handshake client and back ends on CPU {_cpus(self.load_cpus)}"
         )
 
 

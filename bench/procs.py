@@ -160,7 +160,7 @@ def memory_kb(pids: Iterable[int]) -> tuple[int, int]:
 def run_tool(
     argv: Sequence[str], cpus: CpuSet, timeout: float, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """A short-lived client (wrk, curl, openssl) placed on the load generator's CPUs."""
+    """A short-lived client (wrk, curl, handshakes) placed on the load generator's CPUs."""
     result = subprocess.run(
         list(argv),
         stdin=subprocess.DEVNULL,

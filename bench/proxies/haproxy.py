@@ -34,6 +34,9 @@ def _section(service: Service, port: int) -> str:
     if service.mode == "http":
         proto = "https" if service.offload is not None else "http"
         lines += ["  option forwardfor", f"  http-request set-header X-Forwarded-Proto {proto}"]
+        # A connection closed before its first request is closed in silence, as Passerelle and
+        # nginx do; by default HAProxy answers it with a 400 (the handshake client's connections)
+        lines.append("  option http-ignore-probes")
     backends: list[str] = []
     if service.switch_host:
         lines += [

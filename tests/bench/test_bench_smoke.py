@@ -67,3 +67,19 @@ def test_quick_latency_run_measures_every_product_with_random_pauses() -> None:
     cells = row_cells(done.stdout, "latency", metric)
     assert len(cells) == 6, cells
     assert all(float(cell.replace(",", "")) > 0 for cell in cells), cells
+
+
+@pytest.mark.timeout(180)
+def test_quick_tls_run_measures_full_handshakes_of_every_product() -> None:
+    done = run_quick("--only", "tls")
+
+    # Passerelle, HAProxy, nginx, two ratios (no direct column: the back ends do not offload
+    # TLS). A `*` would mean that a product's handshakes failed or ended without the session
+    # tickets that show it finished them.
+    for key in ("RSA-2048", "ECDSA P-256"):
+        cells = row_cells(done.stdout, "tls", f"{key} proxy CPU µs/full handshake")
+        assert len(cells) == 5, cells
+        assert not any(cell.endswith("*") for cell in cells), done.stdout
+        passerelle, haproxy, nginx, ratio, _ = (float(cell.replace(",", "")) for cell in cells)
+        assert min(passerelle, haproxy, nginx) > 0, cells
+        assert ratio == pytest.approx(passerelle / haproxy, abs=0.01)

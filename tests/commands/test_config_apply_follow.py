@@ -138,3 +138,25 @@ def test_the_watch_waits_for_a_missing_file_and_for_a_replaced_one(tmp_path: Pat
         assert watch.wait(WAIT) is True
     finally:
         watch.close()
+
+
+def test_an_idle_store_whose_log_is_watched_is_seldom_polled(
+    store: ConfigStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every wake-up of the supervisor lands on a worker's core; with the log watched the poll is
+    # only a safety net. The default interval is kept for a store whose log is not watched.
+    queries: list[int] = []
+    latest = store.latest_number
+
+    def counted() -> int:
+        queries.append(1)
+        return latest()
+
+    monkeypatch.setattr(store, "latest_number", counted)
+    follower = StoreFollower(store, Recorder())
+    runner = gevent.spawn(follower.run)
+    gevent.sleep(1.5)
+    runner.kill()
+    # the first sync, then polls after 0.05, 0.1, 0.2 and 0.4 s: the wait doubles towards 2 s
+    # (a poll every 50 ms would have made about 30)
+    assert 1 <= len(queries) <= 6, len(queries)
