@@ -142,6 +142,9 @@ def check_first_boot_facts(
     address = str(_get(system, "network", "address")).split("/")[0]
     if address != expected.address:
         raise CheckFailed(f"management address {address}, expected {expected.address}")
+    # The wheel carries the request path compiled for Debian's Python: it must load there.
+    if system.get("request_path") != "compiled":
+        raise CheckFailed(f"the engine runs its request path {system.get('request_path')!r}")
     licence = client.get_json("/api/v1/licence")
     kind, days = licence.get("kind"), licence.get("days_left")
     # A boot takes minutes, not a day: anything below 29 means the clock started earlier.

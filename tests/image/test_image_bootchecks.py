@@ -46,6 +46,7 @@ class Appliance:
     hostname: str = "passerelle"
     address: str = "192.168.1.101/24"
     serial: str = SERIAL
+    request_path: str = "compiled"
     licence: dict[str, Any] = field(
         default_factory=lambda: {
             "kind": "demo",
@@ -86,7 +87,10 @@ def _handler(appliance: Appliance, *, management: bool) -> type[BaseHTTPRequestH
             elif self.path == "/api/v1/system":
                 network = {"address": appliance.address, "prefix": 24}
                 system = {"hostname": appliance.hostname, "network": network}
-                self._send(200, {**system, "serial": appliance.serial})
+                self._send(
+                    200,
+                    {**system, "serial": appliance.serial, "request_path": appliance.request_path},
+                )
             elif self.path == "/api/v1/licence":
                 self._send(200, appliance.licence)
             else:
@@ -221,6 +225,7 @@ def test_first_boot_facts_hold(running: Running) -> None:
         ({"address": "192.168.1.50/24"}, "address 192.168.1.50, expected 192.168.1.101"),
         ({"licence": {"kind": "demo", "serial": SERIAL, "days_left": 12}}, "12 days left"),
         ({"licence": {"kind": "activated", "serial": SERIAL, "days_left": 30}}, "'activated'"),
+        ({"request_path": "from source: not built"}, "request path 'from source: not built'"),
     ],
 )
 def test_a_wrong_first_boot_fact_fails(

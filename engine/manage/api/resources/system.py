@@ -18,6 +18,7 @@ from gevent.lock import RLock
 from pydantic import Field
 
 from passerelle import __version__
+from passerelle.engine import compiled
 from passerelle.engine.manage.api.bodies import body, reply
 from passerelle.engine.manage.api.changes import note
 from passerelle.engine.manage.api.errors import ApiError
@@ -115,6 +116,10 @@ class SystemOut(Body):
     time: TimeOut
     serial: str | None
     version: str
+    request_path: str = Field(
+        description="how the engine runs its request path: compiled, or from source and why",
+        examples=["compiled"],
+    )
 
 
 class NetworkIn(Body):
@@ -176,6 +181,7 @@ def _facts(appliance: Appliance) -> dict[str, object]:
         ),
         serial=identity.serial if identity else None,
         version=__version__,
+        request_path=compiled.describe(),
     ).model_dump(mode="json")
 
 
