@@ -105,16 +105,18 @@ class CompiledFinder:
         self.files: dict[str, str] | None = None  # checked on first use
         self.state = "not checked yet"
 
+    def check(self) -> dict[str, str]:
+        """The files to load by module name (none: run from source, see ``state``)."""
+        if self.files is None:
+            self.files, self.state = usable_build(self.compiled_dir, self.engine_root)
+        return self.files
+
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
     ) -> ModuleSpec | None:
-        files = self.files
-        if files is None:
-            if fullname not in HOT_MODULES:
-                return None
-            files, self.state = usable_build(self.compiled_dir, self.engine_root)
-            self.files = files
-        file = files.get(fullname)
+        if self.files is None and fullname not in HOT_MODULES:
+            return None  # nothing checked until a hot module is imported
+        file = self.check().get(fullname)
         if file is None:
             return None
         from importlib.machinery import ExtensionFileLoader
@@ -123,25 +125,33 @@ class CompiledFinder:
         return spec_from_file_location(fullname, file, loader=ExtensionFileLoader(fullname, file))
 
 
-def install() -> CompiledFinder | None:
-    """Put the finder first on the import path, unless PASSERELLE_COMPILED=0 asks for sources."""
-    if os.environ.get(SWITCH, "1") == "0":
-        return None
+def _switched_off() -> bool:
+    return os.environ.get(SWITCH, "1") == "0"
+
+
+def _installed() -> CompiledFinder | None:
     for finder in sys.meta_path:
         if isinstance(finder, CompiledFinder):
             return finder
-    finder = CompiledFinder()
-    sys.meta_path.insert(0, finder)
+    return None
+
+
+def install() -> CompiledFinder | None:
+    """Put the finder first on the import path, unless PASSERELLE_COMPILED=0 asks for sources."""
+    if _switched_off():
+        return None
+    finder = _installed()
+    if finder is None:
+        finder = CompiledFinder()
+        sys.meta_path.insert(0, finder)
     return finder
 
 
 def describe() -> str:
     """How the hot modules run in this process: compiled, or from source and why."""
-    if os.environ.get(SWITCH, "1") == "0":
+    if _switched_off():
         return f"from source ({SWITCH}=0)"
-    for finder in sys.meta_path:
-        if isinstance(finder, CompiledFinder):
-            if finder.files is None:
-                finder.files, finder.state = usable_build(finder.compiled_dir, finder.engine_root)
-            return "compiled" if finder.files else f"from source: {finder.state}"
-    return "from source"
+    finder = _installed()
+    if finder is None:
+        return "from source"
+    return "compiled" if finder.check() else f"from source: {finder.state}"

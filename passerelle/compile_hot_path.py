@@ -44,36 +44,18 @@ setup(
 """
 
 
-def _sources(engine_root: Path) -> dict[str, Path]:
-    return {module: Path(compiled.source_path(module, str(engine_root))) for module in HOT_MODULES}
-
-
-def _digests(engine_root: Path) -> dict[str, str]:
-    return {m: source_digest(p) for m, p in _sources(engine_root).items()}
-
-
-def _is_current(out: Path, digests: dict[str, str]) -> bool:
-    """True when ``out`` holds a build of these sources by this interpreter and mypy."""
-    try:
-        manifest = json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError):
+def _is_current(out: Path, engine_root: Path) -> bool:
+    """True when ``out`` holds a build the engine would load, made by this mypy."""
+    files, _ = compiled.usable_build(str(out), str(engine_root))
+    if not files or not all(os.path.exists(file) for file in files.values()):
         return False
-    built = {m: e["sha256"] for m, e in manifest.get("modules", {}).items()}
-    files = [e["file"] for e in manifest.get("modules", {}).values()]
-    files += manifest.get("runtime", {}).values()
-    return (
-        manifest.get("suffix") == extension_suffix()
-        and manifest.get("mypy") == metadata.version("mypy")
-        and built == digests
-        and all((out / f).exists() for f in files)
-    )
+    return json.loads((out / MANIFEST).read_text()).get("mypy") == metadata.version("mypy")
 
 
 def build(engine_root: Path, force: bool = False) -> Path:
     """Compile the hot modules of ``engine_root`` into its _compiled folder; returns it."""
     out = engine_root / "_compiled"
-    digests = _digests(engine_root)
-    if not force and _is_current(out, digests):
+    if not force and _is_current(out, engine_root):
         return out
     suffix = extension_suffix()
     with tempfile.TemporaryDirectory(prefix="passerelle-compile-") as scratch:
@@ -93,7 +75,8 @@ def build(engine_root: Path, force: bool = False) -> Path:
         for module in HOT_MODULES:
             name = module.rsplit(".", 1)[1] + suffix
             shutil.copy2(tree / "lib" / Path(*module.split(".")[:-1]) / name, staged / name)
-            modules[module] = {"file": name, "sha256": digests[module]}
+            source = compiled.source_path(module, str(engine_root))
+            modules[module] = {"file": name, "sha256": source_digest(source)}
         runtime = f"{GROUP}__mypyc"
         shutil.copy2(tree / "lib" / (runtime + suffix), staged / (runtime + suffix))
         manifest = {

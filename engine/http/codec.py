@@ -71,8 +71,11 @@ class _HeaderLookup:
     def get_all(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (given lowercase), in order."""
         size = len(name)
-        headers: list[tuple[bytes, bytes]] = self.headers  # type: ignore[attr-defined]
-        return [value for key, value in headers if len(key) == size and key.lower() == name]
+        return [
+            value
+            for key, value in self.headers  # type: ignore[attr-defined]
+            if len(key) == size and key.lower() == name
+        ]
 
 
 def _pairs_size(headers: list[tuple[bytes, bytes]]) -> int:

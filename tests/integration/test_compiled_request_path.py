@@ -14,24 +14,16 @@ from passerelle.engine import compiled
 from passerelle.engine.compiled import HOT_MODULES, SWITCH
 
 from support.engine import free_port
+from support.http_peers import l7_service
 
 RUNTIME_LIBRARY = "passerelle_hot_path__mypyc"
 
 
-def l7_service(port: int, backends) -> dict:
-    return {
-        "virtual_services": [
-            {
-                "name": "web",
-                "address": "127.0.0.1",
-                "ports": [port],
-                "mode": "http",
-                "health_check": {"type": "none"},
-                "real_servers": [{"address": s.address, "port": s.port} for s in backends],
-                "headers": {"response_add": {"X-Proxy": "passerelle"}},
-            }
-        ]
-    }
+def web_service(port: int, backends) -> dict:
+    added = {"response_add": {"X-Proxy": "passerelle"}}
+    service = l7_service(*backends, headers=added)
+    listener = {"name": "web", "address": "127.0.0.1", "ports": [port]}
+    return {"virtual_services": [{**listener, **service}]}
 
 
 def serve_requests(port: int, count: int) -> Counter:
@@ -55,7 +47,7 @@ def mapped_files(pid: int) -> str:
 def test_workers_serve_with_the_compiled_request_path(engine, servers):
     backends = [servers.http("a"), servers.http("b")]
     port = free_port()
-    engine.start(l7_service(port, backends))
+    engine.start(web_service(port, backends))
     assert engine.status()["request_path"] == "compiled", "run scripts/setup to build it"
     assert serve_requests(port, 6) == {"a": 3, "b": 3}
     for worker in engine.status()["workers"]:
@@ -66,7 +58,7 @@ def test_switch_runs_the_request_path_from_source(engine, servers):
     engine.extra_env[SWITCH] = "0"
     backends = [servers.http("a"), servers.http("b")]
     port = free_port()
-    engine.start(l7_service(port, backends))
+    engine.start(web_service(port, backends))
     assert engine.status()["request_path"] == f"from source ({SWITCH}=0)"
     assert serve_requests(port, 6) == {"a": 3, "b": 3}
     for worker in engine.status()["workers"]:
