@@ -23,7 +23,10 @@ from passerelle.engine.http.sockio import Send, sender
 from passerelle.engine.relay.tcp import connect
 from passerelle.engine.runtime.pools import ServerRuntime
 
-MAX_IDLE_PER_SERVER = 64
+# Idle connections kept per server and worker: at least as many as requests run at once to
+# one server (every client of a persistent pool may be on one), or each request past the
+# cap would pay for a new connection. HAProxy keeps them without limit by default.
+MAX_IDLE_PER_SERVER = 1024
 IDLE_LIFETIME = 30.0  # seconds an idle pooled connection may wait; servers often close at 60 s
 
 PoolKey = tuple[str, int, str | None, bool]  # address, port, SNI, TLS

@@ -39,6 +39,11 @@ class PersistenceAuthority(Protocol):
 
     def learn(self, pool: str, key: str, server: str, timeout: float) -> None: ...
 
+    def persist_later(
+        self, pool: str, key: str, candidate: str, timeout: float, answer: Callable[[str], None]
+    ) -> None:
+        """``persist`` for a caller that must not wait: ``answer`` gets its result later."""
+
 
 # How long a worker reuses the authority's answer for a key without asking again. A round trip
 # to the supervisor for every request would cost more than proxying the request, and would make
@@ -51,16 +56,23 @@ SOURCE_KEYS_KEPT = 4096  # client addresses whose source-persistence key a pool 
 
 class RecentDecisions:
     """The persistence authority as one pool of one worker sees it: answers are remembered
-    briefly, and what this worker learns is remembered at once (its next request must follow)."""
+    briefly, and what this worker learns is remembered at once (its next request must follow).
 
-    __slots__ = ("_authority", "_entries", "_reuse")
+    An answer in use is asked again in the background once half its reuse time has gone, so
+    that it is renewed before it runs out. Otherwise every request of a busy client would find
+    it gone at the same moment and all of them would wait on the authority together."""
 
-    def __init__(self, authority: PersistenceAuthority, timeout: float) -> None:
+    __slots__ = ("_asking", "_authority", "_entries", "_pool", "_reuse", "_timeout")
+
+    def __init__(self, authority: PersistenceAuthority, pool: str, timeout: float) -> None:
         self._authority = authority
+        self._pool = pool
+        self._timeout = timeout
         # Half the persistence timeout at most: a client in use still refreshes the
         # authority's sliding timeout before it runs out.
         self._reuse = min(DECISION_REUSE, timeout / 2)
         self._entries: dict[str, tuple[str, float]] = {}
+        self._asking: set[str] = set()  # keys asked again in the background, not yet answered
 
     def recall(self, key: str) -> str | None:
         entry = self.recall_with_time(key)
@@ -69,9 +81,25 @@ class RecentDecisions:
     def recall_with_time(self, key: str) -> tuple[str, float] | None:
         """(server key, monotonic time the answer was had), if it may still be reused."""
         entry = self._entries.get(key)
-        if entry is None or entry[1] <= monotonic():
+        if entry is None:
             return None
-        return entry[0], entry[1] - self._reuse
+        server, until = entry
+        left = until - monotonic()
+        if left <= 0:
+            return None
+        reuse = self._reuse
+        if left < reuse / 2 and key not in self._asking:
+            self._ask_again(key, server)
+        return server, until - reuse
+
+    def _ask_again(self, key: str, server: str) -> None:
+        self._asking.add(key)
+
+        def answered(held: str) -> None:
+            self._asking.discard(key)
+            self._remember(key, held)
+
+        self._authority.persist_later(self._pool, key, server, self._timeout, answered)
 
     def persist(self, pool: str, key: str, candidate: str, timeout: float) -> str:
         held = self._authority.persist(pool, key, candidate, timeout)
@@ -157,7 +185,7 @@ class PoolRuntime:
         self.by_key = {s.key: s for s in self.servers}
         self.by_token = {s.token: s for s in self.servers}
         self.scheduler = make_scheduler(model.scheduling)
-        self.authority = RecentDecisions(authority, model.persistence.timeout)
+        self.authority = RecentDecisions(authority, ident, model.persistence.timeout)
         self._available: list[ServerRuntime] = []
         self._source_keys: dict[str, str] = {}
         self._table = table

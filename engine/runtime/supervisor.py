@@ -100,6 +100,11 @@ class NoAuthority:
     def persist(self, pool: str, key: str, candidate: str, timeout: float) -> str:
         return candidate
 
+    def persist_later(
+        self, pool: str, key: str, candidate: str, timeout: float, answer: Callable[[str], None]
+    ) -> None:
+        answer(candidate)
+
     def learn(self, pool: str, key: str, server: str, timeout: float) -> None:
         return None
 

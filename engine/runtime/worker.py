@@ -48,6 +48,8 @@ from passerelle.engine.stats.counters import CounterTable  # noqa: E402
 from passerelle.engine.tls.tickets import use_keys  # noqa: E402
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from passerelle.engine.model.config import Config
 
 log = logging.getLogger("passerelle.worker")
@@ -69,6 +71,12 @@ class AuthorityClient:
         except (ConnectionError, gevent.Timeout):
             return candidate
         return reply.get("server") or candidate
+
+    def persist_later(
+        self, pool: str, key: str, candidate: str, timeout: float, answer: Callable[[str], None]
+    ) -> None:
+        # The request path runs in the hub, which must not wait: the asking has a greenlet.
+        gevent.spawn(lambda: answer(self.persist(pool, key, candidate, timeout)))
 
     def learn(self, pool: str, key: str, server: str, timeout: float) -> None:
         if self.channel is not None:

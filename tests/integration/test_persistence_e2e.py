@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import time
 from collections import Counter
 
 from passerelle.engine.balance.persistence import cookie_token
@@ -75,6 +76,41 @@ def test_source_ip_prefix_groups_a_subnet_and_prefix_32_keeps_clients_apart(engi
         for source in sources:
             assert fetch(single, source=source).server == first[source], source
     assert len(set(first.values())) >= 2, first
+
+
+def test_a_busy_keep_alive_client_keeps_its_server_while_its_answer_is_renewed(engine, servers):
+    # A worker reuses the supervisor's answer for 1 s and asks again in the background halfway
+    # through; requests keep coming on kept-alive connections for several such periods, and
+    # past the 2 s persistence timeout, which only those renewals keep sliding.
+    backends = [servers.http(f"r{i}") for i in range(3)]
+    port = free_port()
+    engine.apply(
+        {
+            "virtual_services": [
+                http_service("busy", port, backends, {"mode": "source_ip", "timeout": 2})
+            ]
+        }
+    )
+    log_before = engine.log.stat().st_size
+    conns = [
+        http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=("127.0.63.1", 0))
+        for _ in range(4)
+    ]
+    seen: Counter[str] = Counter()
+    deadline = time.monotonic() + 4.5
+    while time.monotonic() < deadline:
+        for conn in conns:
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            seen[Answer(response, response.read()).server] += 1
+    for conn in conns:
+        conn.close()
+    assert len(seen) == 1, seen
+    assert sum(seen.values()) > 200, seen
+    with engine.log.open("rb") as log:
+        log.seek(log_before)
+        written = log.read()
+    assert b"Traceback" not in written and b"ERROR" not in written, written[-2000:]
 
 
 def test_source_ip_holds_across_reload_and_moves_once_when_the_server_goes_down(engine, servers):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ class Authority:
     def __init__(self) -> None:
         self.table: dict[str, str] = {}
         self.asked = 0
+        self.later: list[Callable[[], None]] = []
 
     def persist(self, pool: str, key: str, candidate: str, timeout: float) -> str:
         self.asked += 1
@@ -25,6 +27,16 @@ class Authority:
 
     def learn(self, pool: str, key: str, server: str, timeout: float) -> None:
         self.table[key] = server
+
+    def persist_later(
+        self, pool: str, key: str, candidate: str, timeout: float, answer: Callable[[str], None]
+    ) -> None:
+        self.later.append(lambda: answer(self.persist(pool, key, candidate, timeout)))
+
+    def answer_later(self) -> None:
+        """What the worker asked in the background is answered now."""
+        while self.later:
+            self.later.pop(0)()
 
 
 @pytest.fixture
@@ -116,7 +128,7 @@ def test_a_server_at_its_limit_counts_every_worker(table) -> None:
 
 def test_learning_is_followed_at_once_by_this_worker() -> None:
     authority = Authority()
-    recent = RecentDecisions(authority, timeout=60)
+    recent = RecentDecisions(authority, "web", timeout=60)
     recent.learn("web", "cookie:abc", "10.0.0.2:80", 60)
     assert recent.recall("cookie:abc") == "10.0.0.2:80"
     assert authority.table["cookie:abc"] == "10.0.0.2:80"
@@ -124,12 +136,44 @@ def test_learning_is_followed_at_once_by_this_worker() -> None:
 
 def test_reuse_never_outlasts_half_the_persistence_timeout(clock) -> None:
     clock[0] = 0.0
-    recent = RecentDecisions(Authority(), timeout=0.5)
+    recent = RecentDecisions(Authority(), "web", timeout=0.5)
     recent.persist("web", "k", "10.0.0.1:80", 0.5)
     clock[0] = 0.2
     assert recent.recall("k") == "10.0.0.1:80"
     clock[0] = 0.26
     assert recent.recall("k") is None
+
+
+def test_an_answer_in_use_is_asked_again_once_before_it_runs_out(clock) -> None:
+    clock[0] = 0.0
+    authority = Authority()
+    recent = RecentDecisions(authority, "web", timeout=60)
+    assert recent.persist("web", "ip:192.0.2.7", "10.0.0.1:80", 60) == "10.0.0.1:80"
+    assert authority.asked == 1
+    clock[0] = 0.4  # within the first half of the reuse time: nobody is asked
+    assert recent.recall("ip:192.0.2.7") == "10.0.0.1:80"
+    assert authority.later == []
+    clock[0] = 0.6  # past it: every request still gets the answer, one asks again
+    for _ in range(200):
+        assert recent.recall("ip:192.0.2.7") == "10.0.0.1:80"
+    assert len(authority.later) == 1
+    authority.table["ip:192.0.2.7"] = "10.0.0.2:80"  # meanwhile another worker moved it
+    authority.answer_later()
+    assert authority.asked == 2
+    clock[0] = 1.2  # the first answer would have run out; the renewed one holds
+    assert recent.recall_with_time("ip:192.0.2.7") == ("10.0.0.2:80", pytest.approx(0.6))
+
+
+def test_an_answer_not_renewed_in_time_runs_out(clock) -> None:
+    clock[0] = 0.0
+    authority = Authority()
+    recent = RecentDecisions(authority, "web", timeout=60)
+    recent.persist("web", "k", "10.0.0.1:80", 60)
+    clock[0] = 0.6
+    assert recent.recall("k") == "10.0.0.1:80"  # asked again, the answer is slow
+    clock[0] = 1.0
+    assert recent.recall("k") is None
+    assert len(authority.later) == 1  # and still asked only once
 
 
 def test_round_robin_follows_health_changes_between_picks(table) -> None:
