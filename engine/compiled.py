@@ -34,6 +34,9 @@ HOT_MODULES = (
     "passerelle.engine.balance.scheduling",
     "passerelle.engine.balance.persistence",
 )
+# Modules outside the build whose ``Final`` constants the build carries as literals: a change to
+# them outdates it as much as a change to a hot module.
+INLINED_MODULES = ("passerelle.engine.stats.counters",)
 PACKAGE = "passerelle.engine"
 SWITCH = "PASSERELLE_COMPILED"
 ENGINE_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -81,15 +84,18 @@ def usable_build(
         )
     files: dict[str, str] = {}
     modules: dict[str, dict[str, str]] = manifest.get("modules", {})
-    if set(modules) != set(HOT_MODULES):
+    inlined: dict[str, str] = manifest.get("inlined", {})
+    if set(modules) != set(HOT_MODULES) or set(inlined) != set(INLINED_MODULES):
         return {}, "built for another set of modules"
-    for module, entry in modules.items():
+    digests = {module: entry["sha256"] for module, entry in modules.items()} | inlined
+    for module, digest in digests.items():
         try:
-            fresh = source_digest(source_path(module, engine_root)) == entry["sha256"]
+            fresh = source_digest(source_path(module, engine_root)) == digest
         except OSError:
             fresh = False
         if not fresh:
             return {}, f"{module} changed since it was compiled (scripts/setup compiles it again)"
+    for module, entry in modules.items():
         files[module] = os.path.join(compiled_dir, entry["file"])
     for module, file in manifest.get("runtime", {}).items():
         files[module] = os.path.join(compiled_dir, file)

@@ -83,6 +83,10 @@ def build(engine_root: Path, force: bool = False) -> Path:
             "suffix": suffix,
             "mypy": metadata.version("mypy"),
             "modules": modules,
+            "inlined": {
+                module: source_digest(compiled.source_path(module, str(engine_root)))
+                for module in compiled.INLINED_MODULES
+            },
             "runtime": {runtime: runtime + suffix},
         }
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

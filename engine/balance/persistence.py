@@ -13,10 +13,10 @@ import heapq
 import itertools
 import socket
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
-_IPV4_MAPPED_PREFIX = b"\0" * 10 + b"\xff\xff"
-_HEADER_KEY_MAX = 64
+_IPV4_MAPPED_PREFIX: Final = b"\0" * 10 + b"\xff\xff"
+_HEADER_KEY_MAX: Final = 64
 
 
 def source_key(client_ip: str, ipv4_prefix: int, ipv6_prefix: int) -> str:

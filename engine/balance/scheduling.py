@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 
 class Candidate(Protocol):
@@ -209,8 +209,8 @@ class FixedWeighting:
         return best
 
 
-_MASK64 = (1 << 64) - 1
-_IPV4_MAPPED = "::ffff:"
+_MASK64: Final = (1 << 64) - 1
+_IPV4_MAPPED: Final = "::ffff:"
 
 
 def _hash64(text: str) -> int:
@@ -262,7 +262,7 @@ class SourceIPHash:
         return best
 
 
-_METHODS: dict[str, type[Scheduler]] = {
+_METHODS: Final[dict[str, type[Scheduler]]] = {
     "round_robin": RoundRobin,
     "weighted_round_robin": WeightedRoundRobin,
     "least_connection": LeastConnection,

@@ -30,9 +30,8 @@ so no other parser ever sees it); several spaces between method and target are a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import chain
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import httptools
 
@@ -52,12 +51,35 @@ class HttpError(Exception):
         return f"{self.status} {self.reason}"
 
 
-class _HeaderLookup:
+class _Record:
+    """Equality and repr by fields, for tests and logs.
+
+    The events are plain classes with their ``__init__`` written out, not dataclasses: a compiled
+    module builds a dataclass's generated ``__init__`` from source at run time, and every event
+    would then go through the interpreter and a dictionary of arguments.
+    """
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and isinstance(other, _Record)
+            and other._fields() == self._fields()
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self._fields()!r}"
+
+
+class _HeaderLookup(_Record):
     """get() and get_all() of both heads."""
 
-    # The heads declare `headers` themselves: declared here too, dataclasses would take the
-    # compiled class's attribute for a default value.
     __slots__ = ()
+    headers: list[tuple[bytes, bytes]]
 
     def get(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (given lowercase), or None."""
@@ -83,18 +105,57 @@ def _pairs_size(headers: list[tuple[bytes, bytes]]) -> int:
     return sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
 
 
-@dataclass(slots=True)
 class RequestHead(_HeaderLookup):
-    method: bytes
-    target: bytes
-    version: bytes
-    headers: list[tuple[bytes, bytes]]
-    keep_alive: bool
-    chunked: bool
-    content_length: int | None
-    upgrade: bool
-    expect_continue: bool
-    connection: list[bytes]  # values of the Connection headers, as sent
+    __slots__ = (
+        "chunked",
+        "connection",
+        "content_length",
+        "expect_continue",
+        "headers",
+        "keep_alive",
+        "method",
+        "target",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+        chunked: bool,
+        content_length: int | None,
+        upgrade: bool,
+        expect_continue: bool,
+        connection: list[bytes],  # values of the Connection headers, as sent
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.chunked = chunked
+        self.content_length = content_length
+        self.upgrade = upgrade
+        self.expect_continue = expect_continue
+        self.connection = connection
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.method,
+            self.target,
+            self.version,
+            self.headers,
+            self.keep_alive,
+            self.chunked,
+            self.content_length,
+            self.upgrade,
+            self.expect_continue,
+            self.connection,
+        )
 
     @property
     def path(self) -> bytes:
@@ -104,21 +165,59 @@ class RequestHead(_HeaderLookup):
         return target if end < 0 else target[:end]
 
 
-@dataclass(slots=True)
 class ResponseHead(_HeaderLookup):
-    status: int
-    reason: bytes
-    version: bytes
-    headers: list[tuple[bytes, bytes]]
-    keep_alive: bool
-    chunked: bool
-    content_length: int | None
-    connection: list[bytes]  # values of the Connection headers, as sent
+    __slots__ = (
+        "chunked",
+        "connection",
+        "content_length",
+        "headers",
+        "keep_alive",
+        "reason",
+        "status",
+        "version",
+    )
+
+    def __init__(
+        self,
+        status: int,
+        reason: bytes,
+        version: bytes,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+        chunked: bool,
+        content_length: int | None,
+        connection: list[bytes],  # values of the Connection headers, as sent
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.chunked = chunked
+        self.content_length = content_length
+        self.connection = connection
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.status,
+            self.reason,
+            self.version,
+            self.headers,
+            self.keep_alive,
+            self.chunked,
+            self.content_length,
+            self.connection,
+        )
 
 
-@dataclass(slots=True)
-class Body:
-    data: bytes  # payload, already de-chunked
+class Body(_Record):
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data  # payload, already de-chunked
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.data,)
 
 
 class EndOfMessage:
@@ -128,36 +227,43 @@ class EndOfMessage:
         return "END_OF_MESSAGE"
 
 
-END_OF_MESSAGE = EndOfMessage()
+END_OF_MESSAGE: Final = EndOfMessage()
 
 
-@dataclass(slots=True)
-class Upgraded:
-    rest: bytes  # tunnel bytes that followed the message; may be empty
+class Upgraded(_Record):
+    __slots__ = ("rest",)
+
+    def __init__(self, rest: bytes) -> None:
+        self.rest = rest  # tunnel bytes that followed the message; may be empty
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.rest,)
 
 
 Event = RequestHead | ResponseHead | Body | EndOfMessage | Upgraded
 
 # Reader states. Everything from _DONE on bypasses llhttp.
-_IDLE = 0  # between messages
-_HEAD = 1  # inside a head
-_BODY = 2  # head delivered, body not finished
-_DONE = 3  # last message on this connection finished: later bytes are ignored
-_UPGRADE_BODY = 4  # upgrade request whose Content-Length body is still arriving
-_UPGRADED = 5  # tunnel: bytes are passed through
-_FAILED = 6  # refused: every call re-raises the error until reset()
+_IDLE: Final = 0  # between messages
+_HEAD: Final = 1  # inside a head
+_BODY: Final = 2  # head delivered, body not finished
+_DONE: Final = 3  # last message on this connection finished: later bytes are ignored
+_UPGRADE_BODY: Final = 4  # upgrade request whose Content-Length body is still arriving
+_UPGRADED: Final = 5  # tunnel: bytes are passed through
+_FAILED: Final = 6  # refused: every call re-raises the error until reset()
 
-_VERSIONS = {"1.1": b"1.1", "1.0": b"1.0"}
+_VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
 # Lengths of the names of the headers each reader looks at: most names have none of them,
 # which spares them lower().
-_REQUEST_WATCHED_LENGTHS = frozenset(
+_REQUEST_WATCHED_LENGTHS: Final = frozenset(
     len(name)
     for name in (b"content-length", b"transfer-encoding", b"host", b"expect", b"connection")
 )
-_RESPONSE_WATCHED_LENGTHS = frozenset(
+_RESPONSE_WATCHED_LENGTHS: Final = frozenset(
     len(name) for name in (b"content-length", b"transfer-encoding", b"connection")
 )
-_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TOKEN_CHARS: Final = (
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 
 
 def _is_token(value: bytes) -> bool:

@@ -22,7 +22,7 @@ import logging
 import os
 from collections.abc import Callable
 from ssl import SSLEOFError, SSLError, SSLWantReadError, SSLWantWriteError, SSLZeroReturnError
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import gevent
 from gevent.hub import get_hub
@@ -47,16 +47,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECV_SIZE = 65536
+RECV_SIZE: Final = 65536
 # What a client may send while its request is being answered (pipelining) before the lane
 # stops reading from it until the answer is out.
-BACKLOG_LIMIT = 65536
+BACKLOG_LIMIT: Final = 65536
 
 # Request readers of client connections between requests wait here for the next connection that
 # sends one: a reader is ~260 bytes, and most of thousands of keep-alive connections are idle at
 # any moment. Bounded, so that a burst of busy connections leaves little behind.
-_spare_readers: list[RequestReader] = []
-SPARE_READERS = 64
+_spare_readers: Final[list[RequestReader]] = []
+SPARE_READERS: Final = 64
 
 
 def _reader_of(proxy: HttpProxyConnection) -> RequestReader:

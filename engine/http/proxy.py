@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import gevent
 from gevent import socket as gsocket
@@ -86,23 +86,24 @@ if TYPE_CHECKING:  # a worker reads the plain copy (runtime/snapshot.py), never 
 
 log = logging.getLogger(__name__)
 
-RECV_SIZE = 65536
-FLUSH_SIZE = 65536  # gathered response bytes beyond this go out at once
+RECV_SIZE: Final = 65536
+FLUSH_SIZE: Final = 65536  # gathered response bytes beyond this go out at once
 # A Content-Length body with at least this much still to come, between plain sockets, is
 # spliced server -> pipe -> client: it never enters Python (nor its memory).
-SPLICE_MIN = 65536
-CONNECT_ATTEMPTS = 3
-CONTINUE_WAIT = 1.0  # how long to wait for a server's 100 Continue before sending the body anyway
+SPLICE_MIN: Final = 65536
+CONNECT_ATTEMPTS: Final = 3
+# How long to wait for a server's 100 Continue before sending the body anyway.
+CONTINUE_WAIT: Final = 1.0
 # RFC 9110 9.2.2: only these may be sent again after a server dropped the connection unanswered.
-IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+IDEMPOTENT: Final = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 # After refusing a request, what the client still sends is read and dropped for a moment before
 # closing: closing with unread input makes the kernel send a reset, which can destroy the
 # refusal before the client reads it.
-LINGER_TIME = 1.0
-LINGER_BYTES = 256 * 1024
+LINGER_TIME: Final = 1.0
+LINGER_BYTES: Final = 256 * 1024
 # Client addresses whose request head ending is kept ready, per service (see HeaderPlan).
-CLIENT_TAILS_KEPT = 4096
-NO_PINS: Mapping[str, ServerConnection] = MappingProxyType({})
+CLIENT_TAILS_KEPT: Final = 4096
+NO_PINS: Final[Mapping[str, ServerConnection]] = MappingProxyType({})
 
 
 class ClientGone(Exception):
@@ -186,7 +187,7 @@ class HeaderPlan:
         return tail
 
 
-_plans: weakref.WeakKeyDictionary[ServiceRuntime, HeaderPlan] = weakref.WeakKeyDictionary()
+_plans: Final[weakref.WeakKeyDictionary[ServiceRuntime, HeaderPlan]] = weakref.WeakKeyDictionary()
 
 
 def _header_plan(service: ServiceRuntime) -> HeaderPlan:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # a worker reads the plain copy (runtime/snapshot.py), never pydantic
@@ -51,7 +50,6 @@ def host_matches(pattern: str, host: str) -> bool:
     return host == pattern
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is slow, and this is per request
 class RequestFacts:
     """What content switching may look at in a request.
 
@@ -60,10 +58,20 @@ class RequestFacts:
     prefix. Rules select a pool; they are not an access control.
     """
 
-    host: str  # normalise_host() of the Host header (or of the authority of an absolute URI)
-    path: str
-    sni: str | None  # server name the TLS client sent; None for plain HTTP or no SNI
-    header: Callable[[str], str | None]  # lower-case name -> first value (latin-1) or None
+    # A plain class, not a dataclass: see codec._Record for why (one is made per request).
+    __slots__ = ("header", "host", "path", "sni")
+
+    def __init__(
+        self,
+        host: str,  # normalise_host() of the Host header (or of the authority of an absolute URI)
+        path: str,
+        sni: str | None,  # server name the TLS client sent; None for plain HTTP or no SNI
+        header: Callable[[str], str | None],  # lower-case name -> first value (latin-1) or None
+    ) -> None:
+        self.host = host
+        self.path = path
+        self.sni = sni
+        self.header = header
 
 
 class _HostSet:

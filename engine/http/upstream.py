@@ -13,7 +13,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from gevent import monkey
 from gevent.hub import get_hub
@@ -26,11 +26,12 @@ from passerelle.engine.runtime.pools import ServerRuntime
 # Idle connections kept per server and worker: at least as many as requests run at once to
 # one server (every client of a persistent pool may be on one), or each request past the
 # cap would pay for a new connection. HAProxy keeps them without limit by default.
-MAX_IDLE_PER_SERVER = 1024
-IDLE_LIFETIME = 30.0  # seconds an idle pooled connection may wait; servers often close at 60 s
+MAX_IDLE_PER_SERVER: Final = 1024
+# Seconds an idle pooled connection may wait; servers often close at 60 s.
+IDLE_LIFETIME: Final = 30.0
 
 PoolKey = tuple[str, int, str | None, bool]  # address, port, SNI, TLS
-_READ = 1
+_READ: Final = 1
 
 
 class ServerFailed(Exception):
@@ -139,7 +140,7 @@ def open_connection(
 
 
 # The kernel's select with a zero timeout: gevent's patched one would spin the hub for nothing.
-_poll_now = monkey.get_original("select", "select")
+_poll_now: Final = monkey.get_original("select", "select")
 
 
 def _looks_alive(sock: socket.socket) -> bool:

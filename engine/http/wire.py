@@ -14,8 +14,9 @@ upgrade`` and ``Upgrade`` itself when it forwards an upgrade request or a 101 re
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Final
 
-HOP_BY_HOP: frozenset[bytes] = frozenset(
+HOP_BY_HOP: Final[frozenset[bytes]] = frozenset(
     (
         b"connection",
         b"keep-alive",
@@ -27,9 +28,9 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
     )
 )
 
-LAST_CHUNK = b"0\r\n\r\n"
+LAST_CHUNK: Final = b"0\r\n\r\n"
 # Schemes that authenticate the TCP connection rather than the request.
-CONNECTION_AUTH_SCHEMES = (b"ntlm", b"negotiate")
+CONNECTION_AUTH_SCHEMES: Final = (b"ntlm", b"negotiate")
 
 
 def is_connection_auth(value: bytes | None) -> bool:
@@ -44,8 +45,8 @@ def any_connection_auth(values: list[bytes]) -> bool:
     return any(is_connection_auth(v) for v in values)
 
 
-_NO_TOKENS: frozenset[bytes] = frozenset()
-_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+_NO_TOKENS: Final[frozenset[bytes]] = frozenset()
+_REASONS: Final = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
 def connection_options(values: list[bytes]) -> frozenset[bytes]:
@@ -60,8 +61,8 @@ def connection_options(values: list[bytes]) -> frozenset[bytes]:
 # Connection header values seen lately and the options they name beyond HOP_BY_HOP: nearly every
 # peer sends one of a handful ("keep-alive", "close", "Upgrade"), and a message naming none of
 # its own headers then costs one dictionary lookup.
-_extra_options: dict[bytes, frozenset[bytes]] = {}
-_EXTRA_OPTIONS_KEPT = 256
+_extra_options: Final[dict[bytes, frozenset[bytes]]] = {}
+_EXTRA_OPTIONS_KEPT: Final = 256
 
 
 def extra_connection_options(values: list[bytes]) -> frozenset[bytes]:
@@ -93,8 +94,8 @@ def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
 
 # Status lines already built, by status: servers answer with a few (status, reason) pairs, and
 # formatting the number is the dearest part of a small response head.
-_status_lines: dict[int, tuple[bytes, bytes]] = {}
-_STATUS_LINES_KEPT = 128
+_status_lines: Final[dict[int, tuple[bytes, bytes]]] = {}
+_STATUS_LINES_KEPT: Final = 128
 
 
 def status_line(status: int, reason: bytes) -> bytes:
@@ -115,7 +116,7 @@ def head_lines(headers: list[tuple[bytes, bytes]], drop: frozenset[bytes]) -> li
 
 
 # Joined with CRLF after the start line and the header lines, these end the head.
-HEAD_END = (b"", b"")
+HEAD_END: Final = (b"", b"")
 
 
 def _head(first_line: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from time import monotonic
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from passerelle.engine.balance.persistence import cookie_token, source_key
 from passerelle.engine.balance.scheduling import make_scheduler
@@ -49,9 +49,9 @@ class PersistenceAuthority(Protocol):
 # to the supervisor for every request would cost more than proxying the request, and would make
 # the supervisor a bottleneck shared by all workers. Another worker's learn() (a server cookie
 # given to another server) is seen at most this late; health and limits are always live.
-DECISION_REUSE = 1.0
-RECENT_MAX = 65536  # keys remembered per pool; past it, expired ones are dropped
-SOURCE_KEYS_KEPT = 4096  # client addresses whose source-persistence key a pool remembers
+DECISION_REUSE: Final = 1.0
+RECENT_MAX: Final = 65536  # keys remembered per pool; past it, expired ones are dropped
+SOURCE_KEYS_KEPT: Final = 4096  # client addresses whose source-persistence key a pool remembers
 
 
 class RecentDecisions:

@@ -16,13 +16,22 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
+from typing import Final
 
+# Final literals: the compiled request path (engine/compiled.py) builds them into its code.
 COUNTERS = ("active", "total", "requests", "bytes_in", "bytes_out", "failures")
-ACTIVE, TOTAL, REQUESTS, BYTES_IN, BYTES_OUT, FAILURES = range(len(COUNTERS))
-WIDTH = len(COUNTERS)
-SLOTS = 16384
+ACTIVE: Final = 0
+TOTAL: Final = 1
+REQUESTS: Final = 2
+BYTES_IN: Final = 3
+BYTES_OUT: Final = 4
+FAILURES: Final = 5
+WIDTH: Final = 6  # len(COUNTERS)
+SLOTS: Final = 16384
 
-HEALTH_UNKNOWN, HEALTH_UP, HEALTH_DOWN = 0, 1, 2
+HEALTH_UNKNOWN: Final = 0
+HEALTH_UP: Final = 1
+HEALTH_DOWN: Final = 2
 
 
 class CounterTable:

@@ -78,9 +78,16 @@ def build(tmp_path: Path) -> tuple[Path, Path]:
         name = module.rsplit(".", 1)[1] + compiled.extension_suffix()
         (out / name).write_bytes(b"")
         modules[module] = {"file": name, "sha256": compiled.source_digest(source)}
+    inlined = {}
+    for module in compiled.INLINED_MODULES:
+        source = Path(compiled.source_path(module, str(root)))
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text("WIDTH: Final = 6\n")
+        inlined[module] = compiled.source_digest(source)
     manifest = {
         "suffix": compiled.extension_suffix(),
         "modules": modules,
+        "inlined": inlined,
         "runtime": {RUNTIME_LIBRARY: RUNTIME_LIBRARY + compiled.extension_suffix()},
     }
     (out / compiled.MANIFEST).write_text(json.dumps(manifest))
@@ -107,6 +114,15 @@ def test_an_edited_source_sends_every_hot_module_back_to_source(build):
     files, state = compiled.usable_build(str(out), str(root))
     assert files == {}
     assert state.startswith("passerelle.engine.http.lane changed since it was compiled")
+
+
+def test_an_edited_constant_the_build_carries_sends_it_back_to_source(build):
+    root, out = build
+    counters = Path(compiled.source_path("passerelle.engine.stats.counters", str(root)))
+    counters.write_text("WIDTH: Final = 7\n")
+    files, state = compiled.usable_build(str(out), str(root))
+    assert files == {}
+    assert state.startswith("passerelle.engine.stats.counters changed since it was compiled")
 
 
 def test_a_build_for_another_interpreter_is_not_loaded(build):
