@@ -284,6 +284,7 @@ class _Reader:
     __slots__ = (
         "_begun",
         "_body_left",
+        "_chunk",
         "_error",
         "_events",
         "_fed",
@@ -347,6 +348,7 @@ class _Reader:
         self._error: HttpError | None = None
         self._state = _IDLE
         self._begun = 0
+        self._chunk = b""
         self._fed = 0
         self._head_fed = 0
         self._keep_alive = True
@@ -393,12 +395,17 @@ class _Reader:
         parser = self._parser
         if parser is None:
             parser = self._parser = self._parser_type(self)
+        # A chunk fed between messages starts with the first message's head (see
+        # _version_from_chunk); held only while it is parsed.
+        self._chunk = data if before == _IDLE else b""
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
+            self._chunk = b""
             self._tunnel(data[upgrade.args[0] :])
             return
         except httptools.HttpParserError as exc:
+            self._chunk = b""
             if self._error is None:
                 if self._state == _DONE:
                     return  # bytes after a "last" message: llhttp refuses them, we ignore them
@@ -406,6 +413,7 @@ class _Reader:
             self._state = _FAILED
             self._events.clear()
             raise HttpError(self._error.status, self._error.reason) from None
+        self._chunk = b""
         state = self._state
         if state == _HEAD:
             self._head_continues(data)
@@ -479,6 +487,11 @@ class _Reader:
         events.append(Upgraded(data[left:]))
 
     # -- llhttp callbacks --------------------------------------------------------
+
+    def _version_from_chunk(self) -> bytes | None:
+        """The version of the head that starts ``_chunk``, read from its bytes where that is
+        certain; None otherwise (llhttp is asked: its answer costs a str.format)."""
+        raise NotImplementedError
 
     def on_message_begin(self) -> None:
         # The header list was made empty when the last head ended (see _end_trailers).
@@ -573,6 +586,20 @@ class RequestReader(_Reader):
     _what = "request"
     _parser_type = httptools.HttpRequestParser
 
+    def _version_from_chunk(self) -> bytes | None:
+        # The request line is the chunk's first line when that line ends in its only CR and
+        # LF; its last token is then the version llhttp read (a target holds no space).
+        chunk = self._chunk
+        end = chunk.find(b"\n")
+        if end < 10 or chunk.find(b"\r") != end - 1:
+            return None
+        tail = chunk[end - 10 : end]
+        if tail == b" HTTP/1.1\r":
+            return b"1.1"
+        if tail == b" HTTP/1.0\r":
+            return b"1.0"
+        return None
+
     def at_rest(self) -> bool:
         """Between requests with nothing held: from here on it behaves as a new reader would."""
         return (
@@ -651,7 +678,9 @@ class RequestReader(_Reader):
                 elif lname == b"expect":
                     expect_continue = value.lower() == b"100-continue"  # the last one counts
         parser: httptools.HttpRequestParser = self._parser  # type: ignore[assignment]
-        version = _VERSIONS.get(parser.get_http_version())
+        version = self._version_from_chunk() if self._begun == 1 else None
+        if version is None:
+            version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             self._fail(505, "HTTP version not supported")
         method = parser.get_method()
@@ -724,6 +753,15 @@ class ResponseReader(_Reader):
     _too_big = 502
     _what = "response"
     _parser_type = httptools.HttpResponseParser
+
+    def _version_from_chunk(self) -> bytes | None:
+        # A status line starts with the version.
+        prefix = self._chunk[:9]
+        if prefix == b"HTTP/1.1 ":
+            return b"1.1"
+        if prefix == b"HTTP/1.0 ":
+            return b"1.0"
+        return None
 
     def _start(self) -> None:
         self._answering_head = False
@@ -852,7 +890,9 @@ class ResponseReader(_Reader):
                     te_count += 1
                     te = value
         parser: httptools.HttpResponseParser = self._parser  # type: ignore[assignment]
-        version = _VERSIONS.get(parser.get_http_version())
+        version = self._version_from_chunk() if self._begun == 1 else None
+        if version is None:
+            version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             self._fail(502, "unsupported HTTP version in response")
         status = parser.get_status_code()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httptools
 import pytest
 
 from passerelle.engine.http.codec import (
@@ -1141,3 +1142,55 @@ def test_a_request_reader_is_at_rest_only_between_requests_with_nothing_held():
     reader.next_event()
     reader.next_event()
     assert not reader.at_rest()  # no request may follow a "close"
+
+
+class _LlhttpVersions:
+    """What llhttp itself reads as each message's version (the reader's fallback)."""
+
+    def __init__(self, parser_type: type) -> None:
+        self.versions: list[str] = []
+        self.parser = parser_type(self)
+
+    def on_headers_complete(self) -> None:
+        self.versions.append(self.parser.get_http_version())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+        b"\r\nGET / HTTP/1.0\r\nHost: a\r\n\r\n",  # a stray line ending first
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.0\r\nHost: a\r\n\r\n",  # pipelined
+        b"GET / HTTP/1.0\nHost: a HTTP/1.1\r\n\r\n",  # a bare LF ends the request line
+        b"GET /a?b=HTTP/1.0 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\rHost: a HTTP/1.0\r\n\r\n",
+    ],
+)
+def test_a_request_version_read_from_the_bytes_is_the_one_llhttp_reads(data: bytes) -> None:
+    expected = _LlhttpVersions(httptools.HttpRequestParser)
+    try:
+        expected.parser.feed_data(data)
+    except httptools.HttpParserError:
+        with pytest.raises(HttpError):
+            RequestReader().feed(data)
+        return
+    heads = [e for e in feed_all(RequestReader(), data) if isinstance(e, RequestHead)]
+    assert [head.version.decode() for head in heads] == expected.versions
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ],
+)
+def test_a_response_version_read_from_the_bytes_is_the_one_llhttp_reads(data: bytes) -> None:
+    expected = _LlhttpVersions(httptools.HttpResponseParser)
+    expected.parser.feed_data(data)
+    reader = ResponseReader()
+    reader.expect(b"GET")
+    heads = [e for e in feed_all(reader, data) if isinstance(e, ResponseHead)]
+    assert [head.version.decode() for head in heads] == expected.versions[-len(heads) :]
