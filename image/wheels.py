@@ -7,6 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from passerelle import compile_hot_path
 from passerelle.image.steps import run
 
 # The image's interpreter: Debian bookworm's python3 (CPython 3.11, glibc 2.36, x86-64).
@@ -25,6 +26,9 @@ def build_wheels(repo: Path, dest: Path, log: Path, extra: list[str] | None = No
     """Builds the project's wheel from ``repo`` and downloads its dependencies into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip"]
+    # The wheel carries the compiled request path as it is: bring it up to date with the
+    # sources first, or the appliance would run them uncompiled (nothing to do when current).
+    compile_hot_path.build(repo / "engine")
     run([*pip, "wheel", "--no-deps", "-w", dest, repo], log=log)
     own = sorted(dest.glob("passerelle-*.whl"))
     if not own:

@@ -488,11 +488,6 @@ class _Reader:
 
     # -- llhttp callbacks --------------------------------------------------------
 
-    def _version_from_chunk(self) -> bytes | None:
-        """The version of the head that starts ``_chunk``, read from its bytes where that is
-        certain; None otherwise (llhttp is asked: its answer costs a str.format)."""
-        raise NotImplementedError
-
     def on_message_begin(self) -> None:
         # The header list was made empty when the last head ended (see _end_trailers).
         self._state = _HEAD
@@ -586,17 +581,21 @@ class RequestReader(_Reader):
     _what = "request"
     _parser_type = httptools.HttpRequestParser
 
-    def _version_from_chunk(self) -> bytes | None:
-        # The request line is the chunk's first line when that line ends in its only CR and
-        # LF; its last token is then the version llhttp read (a target holds no space).
+    def _version_from_chunk(self, method: bytes) -> bytes | None:
+        """The version of a head that starts ``_chunk``, read from its bytes where that is
+        certain, or None: llhttp's answer costs a str.format.
+
+        When the chunk starts with the request line, llhttp (strict) read it as the method, a
+        space, the target, a space, then the version and CRLF at a known place. Slices and
+        comparisons only: a compiled find() would be a method call."""
         chunk = self._chunk
-        end = chunk.find(b"\n")
-        if end < 10 or chunk.find(b"\r") != end - 1:
+        start = len(method) + len(self._line) + 1
+        if chunk[: len(method)] != method:
             return None
-        tail = chunk[end - 10 : end]
-        if tail == b" HTTP/1.1\r":
+        line_end = chunk[start : start + 11]
+        if line_end == b" HTTP/1.1\r\n":
             return b"1.1"
-        if tail == b" HTTP/1.0\r":
+        if line_end == b" HTTP/1.0\r\n":
             return b"1.0"
         return None
 
@@ -678,12 +677,12 @@ class RequestReader(_Reader):
                 elif lname == b"expect":
                     expect_continue = value.lower() == b"100-continue"  # the last one counts
         parser: httptools.HttpRequestParser = self._parser  # type: ignore[assignment]
-        version = self._version_from_chunk() if self._begun == 1 else None
+        method = parser.get_method()
+        version = self._version_from_chunk(method) if self._begun == 1 else None
         if version is None:
             version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             self._fail(505, "HTTP version not supported")
-        method = parser.get_method()
         if method == b"CONNECT":
             self._fail(405, "CONNECT is not supported")
         chunked = te_count > 0 and self._chunked(version, te_count, te, length, headers)
@@ -755,6 +754,7 @@ class ResponseReader(_Reader):
     _parser_type = httptools.HttpResponseParser
 
     def _version_from_chunk(self) -> bytes | None:
+        """The version of a head that starts ``_chunk`` (see RequestReader's), or None."""
         # A status line starts with the version.
         prefix = self._chunk[:9]
         if prefix == b"HTTP/1.1 ":

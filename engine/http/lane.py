@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from functools import partial
 from ssl import SSLEOFError, SSLError, SSLWantReadError, SSLWantWriteError, SSLZeroReturnError
 from typing import TYPE_CHECKING, Any, Final
 
@@ -331,14 +332,14 @@ class Lane:
             or is_connection_auth(head.get(b"authorization"))
             or not reader.ends_next()
         ):
-            self._hand_over(lambda: proxy._serve_request(head))
+            self._hand_over(partial(proxy._serve_request, head))
             return False
         row = proxy.ctx.row
         service = proxy.service
         row[service.slot * WIDTH + REQUESTS] += 1
         route = service.routes[None] if service.switch is None else proxy._route(head)
         if route is None:
-            self._hand_over(lambda: proxy._no_match(head))
+            self._hand_over(partial(proxy._no_match, head))
             return False
         if route.name is not None:
             row[route.slot * WIDTH + REQUESTS] += 1
@@ -350,7 +351,7 @@ class Lane:
         # Asking the persistence authority and learning server cookies talk to the
         # supervisor, which may wait: only a greenlet may do that.
         if proxy.pinned or pool.persistence.mode == "server_cookie":
-            self._hand_over(lambda: proxy._proxy_request(head, route, persist_key, cookie_server))
+            self._hand_over(partial(proxy._proxy_request, head, route, persist_key, cookie_server))
             return False
         set_cookie = pool.persistence.mode == "active_cookie"
         server: ServerRuntime | None
@@ -368,7 +369,7 @@ class Lane:
         if conn is None:
             first = None if server is None else (server, set_cookie)
             self._hand_over(
-                lambda: proxy._proxy_request(head, route, persist_key, cookie_server, first)
+                partial(proxy._proxy_request, head, route, persist_key, cookie_server, first)
             )
             return False
         assert server is not None
@@ -399,21 +400,25 @@ class Lane:
             return False
         row[s_base + BYTES_IN] += len(data)
         if sent < len(data):
-            rest = data[sent:]
-
-            def send_rest() -> bool:
-                try:
-                    if server_tls is None:
-                        conn.send(rest)
-                    else:
-                        retry_tls_write(server_tls, conn.sock.fileno(), data, proxy.vs.idle_timeout)
-                except OSError as exc:
-                    raise ServerFailed(f"send failed: {exc}", retryable=True) from exc
-                return proxy._await_response(head, exchange.route, conn, exchange.set_cookie, False)
-
-            self._continue_exchange(send_rest)
+            self._continue_exchange(partial(self._send_rest_to_server, exchange, data, sent))
             return False
         return True
+
+    def _send_rest_to_server(self, exchange: _Exchange, data: bytes, sent: int) -> bool:
+        conn = exchange.conn
+        server_tls = conn.tls
+        proxy = self.proxy
+        try:
+            if server_tls is None:
+                conn.send(data[sent:])
+            else:
+                # A TLS write is retried with the same bytes (see retry_tls_write).
+                retry_tls_write(server_tls, conn.sock.fileno(), data, proxy.vs.idle_timeout)
+        except OSError as exc:
+            raise ServerFailed(f"send failed: {exc}", retryable=True) from exc
+        return proxy._await_response(
+            exchange.head, exchange.route, conn, exchange.set_cookie, False
+        )
 
     # -- the server side ---------------------------------------------------------------
 
@@ -438,8 +443,13 @@ class Lane:
             else:
                 # Cut mid-head: the general code reads the end of stream again and says why.
                 self._continue_exchange(
-                    lambda: proxy._await_response(
-                        exchange.head, exchange.route, conn, exchange.set_cookie, True
+                    partial(
+                        proxy._await_response,
+                        exchange.head,
+                        exchange.route,
+                        conn,
+                        exchange.set_cookie,
+                        True,
                     )
                 )
             return
@@ -464,7 +474,9 @@ class Lane:
         if (status < 200 or status == 101) or (response.get(b"www-authenticate") is not None):
             # Interim answers, upgrades and connection authentication: the general code.
             self._continue_exchange(
-                lambda: proxy._continue_after_head(head, route, conn, response, exchange.set_cookie)
+                partial(
+                    proxy._continue_after_head, head, route, conn, response, exchange.set_cookie
+                )
             )
             return
         framing, keep, head_bytes, close_delimited = proxy._response_start(
@@ -480,12 +492,21 @@ class Lane:
                 elif type(event) is EndOfMessage:
                     self._finish(exchange, b"".join(out), keep, reusable)
                     return
+        self._continue_exchange(
+            partial(self._relay_rest, route, conn, out, framing, keep, reusable)
+        )
 
-        def relay_rest() -> bool:
-            proxy._relay_body(conn, out, framing)
-            return proxy._settle(route, conn, False, keep, reusable)
-
-        self._continue_exchange(relay_rest)
+    def _relay_rest(
+        self,
+        route: PoolRoute,
+        conn: ServerConnection,
+        out: list[bytes],
+        framing: bytes | None,
+        keep: bool,
+        reusable: bool,
+    ) -> bool:
+        self.proxy._relay_body(conn, out, framing)
+        return self.proxy._settle(route, conn, False, keep, reusable)
 
     def _finish(self, exchange: _Exchange, data: bytes, keep: bool, reusable: bool) -> None:
         """The whole response is here: free the server connection, then answer the client."""
@@ -509,16 +530,7 @@ class Lane:
             return
         self.last = self.loop.now()
         if sent < len(data):
-            rest = data[sent:]
-
-            def send_rest() -> bool:
-                if tls is None:
-                    proxy.send(rest)
-                else:
-                    retry_tls_write(tls, self.proxy.sock.fileno(), data, proxy.vs.idle_timeout)
-                return keep
-
-            self._hand_over(send_rest)
+            self._hand_over(partial(self._send_rest_to_client, data, sent, keep))
             return
         if not keep:
             self._close()
@@ -527,6 +539,16 @@ class Lane:
             self.backlog = 0
             self.watcher.start(self)
         self._next_requests()
+
+    def _send_rest_to_client(self, data: bytes, sent: int, keep: bool) -> bool:
+        proxy = self.proxy
+        tls = self.tls
+        if tls is None:
+            proxy.send(data[sent:])
+        else:
+            # A TLS write is retried with the same bytes (see retry_tls_write).
+            retry_tls_write(tls, proxy.sock.fileno(), data, proxy.vs.idle_timeout)
+        return keep
 
     # -- handing an exchange over -------------------------------------------------------
 
