@@ -56,11 +56,11 @@ from passerelle.engine.http.wire import (
     HEAD_END,
     HOP_BY_HOP,
     LAST_CHUNK,
+    DropSet,
     any_connection_auth,
     chunk,
     error_response,
     extra_connection_options,
-    head_lines,
     is_connection_auth,
     response_head_bytes,
     status_line,
@@ -153,8 +153,8 @@ class HeaderPlan:
         if self.xfp:
             forwarded.add(b"x-forwarded-proto")
         request_drop = _names(opts.request_remove) | _names(opts.request_add)
-        self.request_forward_drop = HOP_BY_HOP | request_drop | forwarded
-        self.response_forward_drop = (
+        self.request_forward_drop = DropSet(HOP_BY_HOP | request_drop | forwarded)
+        self.response_forward_drop = DropSet(
             HOP_BY_HOP | _names(opts.response_remove) | _names(opts.response_add)
         )
         self.request_added = _lines(opts.request_add)
@@ -569,7 +569,7 @@ class HttpProxyConnection:
             if extra:
                 drop = drop | extra
         headers = head.headers
-        lines = head_lines(headers, drop)
+        lines = drop.head_lines(headers)
         lines.insert(0, b"%s %s HTTP/1.1" % (head.method, head.target))
         append_xff = plan.xff == "append"
         # Something dropped may be an X-Forwarded-For that the new one extends.
@@ -880,7 +880,7 @@ class HttpProxyConnection:
             extra = extra_connection_options(response.connection)
             if extra:
                 drop = drop | extra
-        lines = head_lines(response.headers, drop)
+        lines = drop.head_lines(response.headers)
         lines.insert(0, status_line(response.status, response.reason))
         if framing is not None:
             lines.append(b"Transfer-Encoding: " + framing)

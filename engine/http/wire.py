@@ -110,9 +110,29 @@ def status_line(status: int, reason: bytes) -> bytes:
     return line
 
 
-def head_lines(headers: list[tuple[bytes, bytes]], drop: frozenset[bytes]) -> list[bytes]:
-    """``Name: value`` for each header whose lowercased name is not in ``drop``, in order."""
-    return [name + b": " + value for name, value in headers if name.lower() not in drop]
+class DropSet:
+    """The header names (lower-case) a forwarded head leaves out.
+
+    Their lengths are kept too: a name of another length is kept without being lowercased,
+    and most names are (lowercasing makes a new bytes object, then hashes it)."""
+
+    __slots__ = ("lengths", "names")
+
+    def __init__(self, names: frozenset[bytes]) -> None:
+        self.names = names
+        self.lengths = frozenset(len(name) for name in names)
+
+    def __or__(self, more: frozenset[bytes]) -> DropSet:
+        return DropSet(self.names | more)
+
+    def head_lines(self, headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+        """``Name: value`` for each header not left out, in order."""
+        names, lengths = self.names, self.lengths
+        return [
+            name + b": " + value
+            for name, value in headers
+            if len(name) not in lengths or name.lower() not in names
+        ]
 
 
 # Joined with CRLF after the start line and the header lines, these end the head.

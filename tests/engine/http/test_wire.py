@@ -16,9 +16,11 @@ from passerelle.engine.http.codec import (
 from passerelle.engine.http.wire import (
     HOP_BY_HOP,
     LAST_CHUNK,
+    DropSet,
     chunk,
     connection_tokens,
     error_response,
+    extra_connection_options,
     reason_phrase,
     request_head_bytes,
     response_head_bytes,
@@ -193,3 +195,29 @@ def test_status_line_follows_the_reason_the_server_gave() -> None:
     assert status_line(200, b"Fine") == b"HTTP/1.1 200 Fine"
     assert status_line(200, b"") == b"HTTP/1.1 200 "
     assert status_line(599, b"X") == b"HTTP/1.1 599 X"
+
+
+def test_a_drop_set_leaves_out_its_names_in_any_case_and_keeps_the_rest_in_order() -> None:
+    drop = DropSet(HOP_BY_HOP | frozenset({b"x-secret"}))
+    headers = [
+        (b"Host", b"a"),
+        (b"CONNECTION", b"keep-alive, X-Trace"),
+        (b"X-Secret", b"1"),
+        (b"X-Trace", b"2"),  # named by Connection: left out once the options are added
+        (b"Keep-Alive", b"timeout=5"),
+        (b"Content-Type", b"text/plain"),
+        (b"Te", b"trailers"),
+        (b"Set-Cookie", b"s=1"),
+    ]
+    assert drop.head_lines(headers) == [
+        b"Host: a",
+        b"X-Trace: 2",
+        b"Content-Type: text/plain",
+        b"Set-Cookie: s=1",
+    ]
+    with_options = drop | extra_connection_options([b"keep-alive, X-Trace"])
+    assert with_options.head_lines(headers) == [
+        b"Host: a",
+        b"Content-Type: text/plain",
+        b"Set-Cookie: s=1",
+    ]
