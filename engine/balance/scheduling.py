@@ -32,8 +32,16 @@ class Candidate(Protocol):
 C = TypeVar("C", bound=Candidate)
 
 
-class Scheduler(Protocol):
-    def pick(self, candidates: Sequence[C], client_ip: str) -> C | None: ...
+class Scheduler:
+    """Picks a candidate for a new connection or request.
+
+    A base class rather than a Protocol: compiled, a call through a Protocol is looked up by
+    name on every request, a call through a base class goes through the method table."""
+
+    __slots__ = ()
+
+    def pick(self, candidates: Sequence[C], client_ip: str) -> C | None:
+        raise NotImplementedError
 
 
 class _Rotation:
@@ -85,7 +93,7 @@ class _Rotation:
             self._order = tuple(c.key for c in candidates)
 
 
-class RoundRobin:
+class RoundRobin(Scheduler):
     """Each candidate in turn, weights ignored."""
 
     __slots__ = ("_rotation",)
@@ -101,7 +109,7 @@ class RoundRobin:
         return candidates[i]
 
 
-class WeightedRoundRobin:
+class WeightedRoundRobin(Scheduler):
     """Smooth weighted round robin (nginx): 5:1:1 gives a a b a c a a, not a a a a a b c."""
 
     __slots__ = ("_current",)
@@ -132,7 +140,7 @@ class WeightedRoundRobin:
         return best
 
 
-class LeastConnection:
+class LeastConnection(Scheduler):
     """Fewest active connections; ties rotate, so an idle pool is served round robin."""
 
     __slots__ = ("_rotation",)
@@ -158,7 +166,7 @@ class LeastConnection:
         return candidates[best]
 
 
-class WeightedLeastConnection:
+class WeightedLeastConnection(Scheduler):
     """Lowest active/weight (compared by cross-multiplication, no floats); ties rotate.
 
     Weight 0 servers take no new connections.
@@ -192,7 +200,7 @@ class WeightedLeastConnection:
         return candidates[best]
 
 
-class FixedWeighting:
+class FixedWeighting(Scheduler):
     """The highest weight takes everything; the others are hot standbys in weight order.
 
     Equal weights go to the first in configuration order; weight 0 servers are never used.
@@ -225,7 +233,7 @@ def _mix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-class SourceIPHash:
+class SourceIPHash(Scheduler):
     """Weighted rendezvous (highest random weight) hashing of the client address.
 
     Every server gets a score ``weight / -ln(u)`` with ``u`` uniform in (0, 1) derived from
