@@ -58,6 +58,11 @@ def build(engine_root: Path, force: bool = False) -> Path:
     if not force and _is_current(out, engine_root):
         return out
     suffix = extension_suffix()
+    # Taken before compiling: a source edited meanwhile then makes the build stale, not current.
+    digests = {
+        module: source_digest(compiled.source_path(module, str(engine_root)))
+        for module in (*HOT_MODULES, *compiled.INLINED_MODULES)
+    }
     with tempfile.TemporaryDirectory(prefix="passerelle-compile-") as scratch:
         tree = Path(scratch)
         (tree / "passerelle").mkdir()
@@ -75,18 +80,14 @@ def build(engine_root: Path, force: bool = False) -> Path:
         for module in HOT_MODULES:
             name = module.rsplit(".", 1)[1] + suffix
             shutil.copy2(tree / "lib" / Path(*module.split(".")[:-1]) / name, staged / name)
-            source = compiled.source_path(module, str(engine_root))
-            modules[module] = {"file": name, "sha256": source_digest(source)}
+            modules[module] = {"file": name, "sha256": digests[module]}
         runtime = f"{GROUP}__mypyc"
         shutil.copy2(tree / "lib" / (runtime + suffix), staged / (runtime + suffix))
         manifest = {
             "suffix": suffix,
             "mypy": metadata.version("mypy"),
             "modules": modules,
-            "inlined": {
-                module: source_digest(compiled.source_path(module, str(engine_root)))
-                for module in compiled.INLINED_MODULES
-            },
+            "inlined": {module: digests[module] for module in compiled.INLINED_MODULES},
             "runtime": {runtime: runtime + suffix},
         }
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

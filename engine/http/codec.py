@@ -84,7 +84,7 @@ class _HeaderLookup(_Record):
     def get(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (given lowercase), or None."""
         size = len(name)
-        for key, value in self.headers:  # type: ignore[attr-defined]
+        for key, value in self.headers:
             # The length test skips lower() for nearly every header.
             if len(key) == size and key.lower() == name:
                 return value
@@ -93,11 +93,7 @@ class _HeaderLookup(_Record):
     def get_all(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (given lowercase), in order."""
         size = len(name)
-        return [
-            value
-            for key, value in self.headers  # type: ignore[attr-defined]
-            if len(key) == size and key.lower() == name
-        ]
+        return [value for key, value in self.headers if len(key) == size and key.lower() == name]
 
 
 def _pairs_size(headers: list[tuple[bytes, bytes]]) -> int:
@@ -401,11 +397,9 @@ class _Reader:
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            self._chunk = b""
             self._tunnel(data[upgrade.args[0] :])
             return
         except httptools.HttpParserError as exc:
-            self._chunk = b""
             if self._error is None:
                 if self._state == _DONE:
                     return  # bytes after a "last" message: llhttp refuses them, we ignore them
@@ -413,7 +407,8 @@ class _Reader:
             self._state = _FAILED
             self._events.clear()
             raise HttpError(self._error.status, self._error.reason) from None
-        self._chunk = b""
+        finally:
+            self._chunk = b""
         state = self._state
         if state == _HEAD:
             self._head_continues(data)
