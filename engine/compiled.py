@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # The modules a request runs through, compiled together (one shared library).
 HOT_MODULES = (
     "passerelle.engine.http.codec",
+    "passerelle.engine.http.plain_head",
     "passerelle.engine.http.lane",
     "passerelle.engine.http.proxy",
     "passerelle.engine.http.upstream",

@@ -35,6 +35,24 @@ from typing import Any, Final, NoReturn
 
 import httptools
 
+from .plain_head import (
+    CLOSE,
+    CONNECTION,
+    CONTENT_LENGTH,
+    EXPECT,
+    HOST,
+    KEEP_ALIVE,
+    OTHER,
+    connection_option,
+    decimal,
+    head_lines,
+    head_size,
+    header_kind,
+    header_pairs,
+    request_line,
+    status_code,
+)
+
 
 class HttpError(Exception):
     """Refusal of a message; ``reason`` is fixed text that is safe to send to a client."""
@@ -293,6 +311,7 @@ class _Reader:
         "_max_head_bytes",
         "_max_headers",
         "_parser",
+        "_plain_heads",
         "_size",
         "_sized",
         "_state",
@@ -305,9 +324,13 @@ class _Reader:
     _what: str  # "request" or "response", for error texts
     _parser_type: Any  # the httptools parser class
 
-    def __init__(self, max_head_bytes: int = 65536, max_headers: int = 100) -> None:
+    def __init__(
+        self, max_head_bytes: int = 65536, max_headers: int = 100, plain_heads: bool = True
+    ) -> None:
         self._max_head_bytes = max_head_bytes
         self._max_headers = max_headers
+        # Whether plain heads are read without llhttp (see plain_head); False only to compare.
+        self._plain_heads = plain_heads
         # A list, not a deque: it rarely holds more than a few events, and an empty deque
         # costs ten times the memory, on every one of thousands of idle connections.
         self._events: list[Event] = []
@@ -608,12 +631,74 @@ class RequestReader(_Reader):
         if self._state >= _DONE:
             self._bypass(data)
             return
+        if self._state == _IDLE and self._plain_heads:
+            taken = self._read_plain(data)
+            if taken:
+                if taken == len(data) or self._state != _IDLE:
+                    return  # after a last request, what follows is ignored, as below
+                data = data[taken:]
         self._parse(data)
         if self._state == _IDLE:
             # Between requests llhttp holds nothing a fresh parser lacks, and a parser with its
             # bound callbacks is ~0.9 KB on each of thousands of idle keep-alive connections:
             # drop it; the next request's bytes make a new one (~0.7 µs).
             self._parser = None
+
+    def _read_plain(self, data: bytes) -> int:
+        """Reads the plain requests that start ``data``, each whole with its body, without
+        llhttp (see plain_head); returns how many bytes they took."""
+        taken = 0
+        while self._state == _IDLE and taken < len(data):
+            size = self._plain_request(data, taken)
+            if not size:
+                break
+            taken += size
+        return taken
+
+    def _plain_request(self, data: bytes, start: int) -> int:
+        """Reads one plain request at ``start`` as on_headers_complete and on_message_complete
+        would; returns its size, or 0 to leave it to llhttp (then nothing was changed)."""
+        lines = head_lines(data, start, self._max_head_bytes, self._max_headers)
+        if not lines:
+            return 0
+        first = request_line(lines[0])
+        if not first:
+            return 0
+        headers = header_pairs(lines)
+        if headers is None:
+            return 0
+        connection: list[bytes] = []
+        length, options, hosts, expect_continue = _plain_fields(headers, connection)
+        if length == _NOT_PLAIN or hosts != 1:
+            return 0
+        end = start + head_size(lines)
+        body_end = end + length if length > 0 else end
+        if body_end > len(data):
+            return 0  # the body goes on past this chunk: llhttp follows it
+        version = first[2]
+        keep_alive = _plain_keep_alive(version, options)
+        events = self._events
+        events.append(
+            RequestHead(
+                first[0],
+                first[1],
+                version,
+                headers,
+                keep_alive,
+                False,
+                length if length >= 0 else None,
+                False,
+                expect_continue,
+                connection,
+            )
+        )
+        if body_end > end:
+            events.append(Body(data[end:body_end]))
+        events.append(END_OF_MESSAGE)
+        self._keep_alive = keep_alive
+        if not keep_alive:
+            self._state = _DONE
+        return body_end - start
 
     def feed_eof(self) -> None:
         """The client closed; raises HttpError(400) if a request was cut short."""
@@ -813,7 +898,63 @@ class ResponseReader(_Reader):
         elif self._answering_head:
             self._feed_head_answer(data)
         else:
+            if self._state == _IDLE and self._plain_heads:
+                taken = self._plain_response(data)
+                if taken:
+                    if taken == len(data) or self._state != _IDLE:
+                        return  # after a last response, what follows is ignored, as below
+                    data = data[taken:]
             self._parse(data)
+
+    def _plain_response(self, data: bytes) -> int:
+        """Reads a plain final response with a Content-Length body, whole at the start of
+        ``data``, as on_headers_complete and on_message_complete would; returns its size, or 0
+        to leave it to llhttp (then nothing was changed). One response a chunk: a server sends
+        the next only after the next request."""
+        lines = head_lines(data, 0, self._max_head_bytes, self._max_headers)
+        if not lines:
+            return 0
+        line = lines[0]
+        status = status_code(line)
+        # Interim, 204 and 304 answers, and status codes out of range, are llhttp's to read.
+        if status < 200 or status > 599 or status == 204 or status == 304:
+            return 0
+        headers = header_pairs(lines)
+        if headers is None:
+            return 0
+        connection: list[bytes] = []
+        length, options, _, _ = _plain_fields(headers, connection)
+        if length < 0:
+            return 0  # a body read until close, or chunked: llhttp follows it
+        end = head_size(lines)
+        body_end = end + length
+        if body_end > len(data):
+            return 0
+        version = line[5:8]
+        keep_alive = _plain_keep_alive(version, options)
+        events = self._events
+        events.append(
+            ResponseHead(
+                status,
+                line[13:],
+                version,
+                headers,
+                keep_alive,
+                False,
+                length,
+                connection,
+            )
+        )
+        if length:
+            events.append(Body(data[end:body_end]))
+        events.append(END_OF_MESSAGE)
+        self._status = status
+        self._keep_alive = keep_alive
+        self._awaiting = False
+        self._until_close = False
+        if not keep_alive:
+            self._state = _DONE
+        return body_end
 
     def feed_eof(self) -> None:
         """The real server closed: ends a read-until-close body, or refuses a cut message."""
@@ -962,6 +1103,52 @@ class ResponseReader(_Reader):
             self._awaiting = False  # llhttp pauses right after this; see _tunnel()
         else:
             self._state = _IDLE  # interim response: the final one follows
+
+
+_NOT_PLAIN: Final = -2
+
+
+def _plain_fields(
+    headers: list[tuple[bytes, bytes]], connection: list[bytes]
+) -> tuple[int, int, int, bool]:
+    """What plain heads tell by their headers: the Content-Length (-1 for none), the Connection
+    options (their values appended to ``connection``), the number of Host headers and whether
+    the last Expect asks for 100-continue. A length of _NOT_PLAIN leaves the head to llhttp."""
+    length = -1
+    options = 0
+    hosts = 0
+    expect_continue = False
+    for name, value in headers:
+        kind = header_kind(name)
+        if kind == OTHER:
+            continue
+        if kind == HOST:
+            hosts += 1
+        elif kind == CONTENT_LENGTH:
+            if length >= 0:
+                return _NOT_PLAIN, 0, 0, False
+            length = decimal(value)
+            if length < 0:
+                return _NOT_PLAIN, 0, 0, False
+        elif kind == CONNECTION:
+            option = connection_option(value)
+            if not option:
+                return _NOT_PLAIN, 0, 0, False
+            options |= option
+            connection.append(value)
+        elif kind == EXPECT:
+            expect_continue = value.lower() == b"100-continue"
+        else:
+            return _NOT_PLAIN, 0, 0, False
+    return length, options, hosts, expect_continue
+
+
+def _plain_keep_alive(version: bytes, options: int) -> bool:
+    """Persistence after plain Connection options, as llhttp decides it: on HTTP/1.1 any
+    "close" ends the connection, on 1.0 any "keep-alive" keeps it."""
+    if version == b"1.1":
+        return not options & CLOSE
+    return bool(options & KEEP_ALIVE)
 
 
 def _keep_alive(version: bytes, connection: list[bytes]) -> bool:

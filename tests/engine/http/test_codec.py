@@ -163,17 +163,20 @@ def test_request_refusals(data: bytes, status: int, bytewise_status: int) -> Non
     assert refusal(RequestReader(), data, bytewise=True) == bytewise_status
 
 
+@pytest.mark.parametrize("plain_heads", [True, False], ids=["plain-heads", "llhttp-only"])
 @pytest.mark.parametrize(
     ("data", "status", "bytewise_status"),
     [pytest.param(d, s, b, id=i) for i, d, s, b in REQUEST_REFUSALS],
 )
 def test_request_refusals_after_a_good_request(
-    data: bytes, status: int, bytewise_status: int
+    data: bytes, status: int, bytewise_status: int, plain_heads: bool
 ) -> None:
     # The same shape, pipelined behind a valid request: it must not slip through.
-    reader = RequestReader()
+    reader = RequestReader(plain_heads=plain_heads)
     good = req(b"Content-Length: 2\r\n", b"ok")
-    expected = 400 if status == 501 else status  # 501 is only told at the start of a chunk
+    # 501 is only told at the start of the chunk llhttp reads; a plain request before it is
+    # read apart, so the refused one starts that chunk.
+    expected = 400 if status == 501 and not plain_heads else status
     assert refusal(reader, good + data) == expected
 
 

@@ -1,0 +1,223 @@
+"""Splitting the plainest HTTP/1.1 heads without llhttp, or declining to.
+
+Nearly every head a proxy sees has the plainest shape: one chunk holds all of it, every byte is
+printable ASCII, lines end in CRLF, and each header is a token name, a colon and a value. The
+llhttp callbacks cost about a thousand instructions each, and a small request and its response
+make about twenty of them. The codec reads heads of that shape here instead.
+
+These functions never refuse anything: any other shape, however valid, returns an empty answer
+and the codec hands the chunk to llhttp, which then accepts or refuses it exactly as before. So
+what is read here must be read exactly as llhttp reads it; tests/engine/http/test_plain_head.py
+compares the two readings on generated heads, hostile ones included.
+
+Written for the compiled build: ``translate`` with a table, ``join``, ``startswith``,
+``endswith``, slicing and indexing of bytes are C primitives there, while any other bytes method
+is a call through the interpreter's method lookup, so those are kept to a few per head. A
+compiled bytes slice must not start past its end: mypyc does not clamp that to b"", it raises
+SystemError.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+def _table(allowed: bytes) -> bytes:
+    """A translate table that keeps the bytes of ``allowed`` and changes every other byte, so
+    ``text.translate(table) == text`` says whether ``text`` holds only allowed bytes."""
+    return bytes(byte if byte in allowed else byte ^ 1 for byte in range(256))
+
+
+_TOKEN_CHARS: Final = (
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+# Printable ASCII, HTAB and line ends: no other CTL, no DEL, no obs-text.
+_PLAIN_TABLE: Final = _table(bytes(range(0x20, 0x7F)) + b"\t\r\n")
+# Characters of an origin-form target that no parser reads differently (RFC 3986 unreserved,
+# reserved and "%"; a bad percent sequence is the application's business, as with llhttp).
+_TARGET_TABLE: Final = _table(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
+)
+# 1 at the bytes of a token, by byte value.
+_IS_TOKEN: Final = bytes(1 if byte in _TOKEN_CHARS else 0 for byte in range(256))
+PLAIN_METHODS: Final = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH")
+)
+_LONGEST_METHOD: Final = 7
+# Longer Content-Length values are llhttp's to read (it refuses those past 2**64).
+_MOST_LENGTH_DIGITS: Final = 15
+_SPACE: Final = 0x20
+_TAB: Final = 0x09
+_COLON: Final = 0x3A
+_ZERO: Final = 0x30
+
+
+def head_lines(data: bytes, start: int, max_head_bytes: int, max_headers: int) -> list[bytes]:
+    """The lines of the head that begins at ``start``, its blank line left out, or an empty
+    list: the head is not whole in ``data``, not plain, or near a limit."""
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        return []
+    head = data[start:end]
+    if head.translate(_PLAIN_TABLE) != head:
+        return []
+    # splitlines() breaks at CRLF and at a lone CR or LF too: the lines and 2 bytes between
+    # each two of them add up to the head only when every break was a CRLF. It also drops a
+    # line end that ends the head, which would hide a lone one before it.
+    if head.endswith(b"\r") or head.endswith(b"\n"):
+        return []
+    lines = head.splitlines()
+    breaks = len(lines) - 1
+    size = 2 * breaks
+    for line in lines:
+        size += len(line)
+    if size != len(head):
+        return []
+    # The codec's limits: a head this close to them is measured the slow way, which names the
+    # fault (1 byte a line covers the size as the limit counts it, see codec._pairs_size).
+    if breaks > max_headers or size + breaks + 4 > max_head_bytes:
+        return []
+    return lines
+
+
+def head_size(lines: list[bytes]) -> int:
+    """Bytes of the head split into ``lines`` by head_lines, its blank line included."""
+    size = 2 + 2 * len(lines)
+    for line in lines:
+        size += len(line)
+    return size
+
+
+def request_line(line: bytes) -> list[bytes]:
+    """[method, target, version] of a plain request line, or an empty list.
+
+    Plain: a method of PLAIN_METHODS, an origin-form target of _TARGET_TABLE's characters,
+    HTTP/1.0 or 1.1, one space between them."""
+    if line.endswith(b" HTTP/1.1"):
+        version = b"1.1"
+    elif line.endswith(b" HTTP/1.0"):
+        version = b"1.0"
+    else:
+        return []
+    target_end = len(line) - 9
+    space = 0
+    while space < target_end and space <= _LONGEST_METHOD and line[space] != _SPACE:
+        space += 1
+    method = line[:space]
+    if (method != b"GET" and method not in PLAIN_METHODS) or space >= target_end:
+        return []  # the second test also keeps the slice below in order (see module doc)
+    target = line[space + 1 : target_end]
+    if not target.startswith(b"/") or target.translate(_TARGET_TABLE) != target:
+        return []
+    return [method, target, version]
+
+
+def status_code(line: bytes) -> int:
+    """The status of a plain status line (``HTTP/1.x NNN reason``), or 0; its version is
+    line[5:8] and its reason line[13:]."""
+    if len(line) < 13 or line[12] != _SPACE:
+        return 0
+    if not line.startswith(b"HTTP/1.1 ") and not line.startswith(b"HTTP/1.0 "):
+        return 0
+    status = 0
+    for index in range(9, 12):
+        digit = line[index] - _ZERO
+        if digit < 0 or digit > 9:
+            return 0
+        status = status * 10 + digit
+    return status
+
+
+def header_pairs(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
+    """(name, value) of lines[1:], each value stripped of OWS, or None unless every line is a
+    token, a colon and a value."""
+    pairs: list[tuple[bytes, bytes]] = []
+    for index in range(1, len(lines)):
+        line = lines[index]
+        size = len(line)
+        colon = 0
+        while colon < size:
+            char = line[colon]
+            if char == _COLON:
+                break
+            if not _IS_TOKEN[char]:
+                return None
+            colon += 1
+        if colon == 0 or colon == size:
+            return None
+        start = colon + 1
+        while start < size and (line[start] == _SPACE or line[start] == _TAB):
+            start += 1
+        end = size
+        while end > start and (line[end - 1] == _SPACE or line[end - 1] == _TAB):
+            end -= 1
+        pairs.append((line[:colon], line[start:end]))
+    return pairs
+
+
+def decimal(value: bytes) -> int:
+    """The value of a plain Content-Length (1 to 15 digits), or -1."""
+    size = len(value)
+    if size == 0 or size > _MOST_LENGTH_DIGITS:
+        return -1
+    number = 0
+    for index in range(size):
+        digit = value[index] - _ZERO
+        if digit < 0 or digit > 9:
+            return -1
+        number = number * 10 + digit
+    return number
+
+
+# What a plain reading does with a header (see header_kind).
+OTHER: Final = 0
+HOST: Final = 1
+CONTENT_LENGTH: Final = 2
+CONNECTION: Final = 3
+EXPECT: Final = 4
+DECLINED: Final = 5  # llhttp's rules apply: Transfer-Encoding, Upgrade, Proxy-Connection
+# Connection values a plain reading takes (llhttp reads a list of options; plain is one).
+CLOSE: Final = 1
+KEEP_ALIVE: Final = 2
+
+
+def _spelled(name: bytes, usual: bytes, lowercase: bytes) -> bool:
+    """Whether ``name`` is ``lowercase`` in any case: the usual spelling, and a name with
+    another first letter, are told without a lower() call."""
+    if name == usual:
+        return True
+    if name[0] | 0x20 != lowercase[0]:
+        return False
+    return name.lower() == lowercase
+
+
+def header_kind(name: bytes) -> int:
+    """Which of the headers a plain reading looks at ``name`` names, or OTHER."""
+    size = len(name)
+    if size == 4:
+        return HOST if _spelled(name, b"Host", b"host") else OTHER
+    if size == 14:
+        return CONTENT_LENGTH if _spelled(name, b"Content-Length", b"content-length") else OTHER
+    if size == 10:
+        return CONNECTION if _spelled(name, b"Connection", b"connection") else OTHER
+    if size == 6:
+        return EXPECT if _spelled(name, b"Expect", b"expect") else OTHER
+    if size == 17:
+        declined = _spelled(name, b"Transfer-Encoding", b"transfer-encoding")
+    elif size == 7:
+        declined = _spelled(name, b"Upgrade", b"upgrade")
+    elif size == 16:
+        declined = _spelled(name, b"Proxy-Connection", b"proxy-connection")
+    else:
+        return OTHER
+    return DECLINED if declined else OTHER
+
+
+def connection_option(value: bytes) -> int:
+    """CLOSE or KEEP_ALIVE for a Connection value that is just that option, else 0."""
+    size = len(value)
+    if size == 5:
+        return CLOSE if _spelled(value, b"close", b"close") else 0
+    if size == 10:
+        return KEEP_ALIVE if _spelled(value, b"keep-alive", b"keep-alive") else 0
+    return 0
