@@ -514,9 +514,14 @@ class HttpProxyConnection:
         replayable = head.method in IDEMPOTENT and not (head.chunked or head.content_length)
         for _ in range(CONNECT_ATTEMPTS):
             server: ServerRuntime | None
+            fresh = False
             if first is not None:
                 server, set_cookie = first
                 first = None
+                # The lane found no idle connection to this server. One may be back by now, but
+                # taking it would leave the pool one short of the load it serves, and the lane
+                # would hand a request over again each time the load peaks: open one instead.
+                fresh = True
             elif (
                 cookie_server is not None
                 and cookie_server.usable()
@@ -532,7 +537,7 @@ class HttpProxyConnection:
             sni = key[2]
             # A bodiless idempotent request is sent again if a pooled connection turns out
             # closed: only the others need the pool to probe the connection first.
-            conn = self.idle.get(key, probe=not replayable)
+            conn = None if fresh else self.idle.get(key, probe=not replayable)
             if conn is not None:
                 conn.unwatch()  # the lane's watcher must not see this exchange's response
                 conn.server = server
