@@ -3,6 +3,8 @@ hands over to a greenlet mid-exchange, and the connection coming back to it afte
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import ssl
 import time
@@ -106,6 +108,57 @@ def test_client_leaving_mid_request_frees_the_server_connection(l7, raw):
         gevent.sleep(0.05)
     client.close()
     assert closed.wait(3), "the server connection outlived its client"
+
+
+def worker_pid(l7) -> int:  # type: ignore[no-untyped-def]
+    [worker] = l7.engine.status()["workers"]
+    return worker["pid"]
+
+
+def test_a_request_that_found_no_idle_connection_opens_one_so_the_pool_grows(l7, raw):
+    # When the lane finds every pooled connection to the chosen server busy, a greenlet takes
+    # the request over. A connection may have come back by the time it runs; taking that one
+    # would leave the pool one short of the load, and every later peak would hand requests
+    # over again. Stopping the worker makes both happen in one turn of its event loop: a
+    # client's request while the only server connection is busy, then that connection's
+    # response (libev runs the events of one poll last-ready first: the response is sent
+    # first).
+    held = gevent.event.Event()
+    release = gevent.event.Event()
+
+    def holds_one(stream: Stream, server: RawServer, index: int) -> None:
+        while (message := stream.request()) is not None:
+            server.requests.append(message)
+            if message.head.target == b"/held":
+                held.set()
+                release.wait(10)
+            stream.send(response(200, message.head.target))
+
+    server = raw(holds_one)
+    [port] = l7.deploy(l7_service(server))
+    first, second = Stream.connect(port), Stream.connect(port)
+    assert get(first, "/warm").body == b"/warm"
+    assert server.accepted == 1  # one pooled server connection, idle
+    first.send(b"GET /held HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    assert held.wait(5)
+    pid = worker_pid(l7)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        release.set()
+        gevent.sleep(0.2)  # the held response is in the worker's socket
+        second.send(b"GET /next HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        gevent.sleep(0.2)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert first.response().body == b"/held"
+    assert second.response().body == b"/next"
+    assert server.accepted == 2
+    # Now two requests at once find a connection each.
+    first.send(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    second.send(b"GET /b HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    assert first.response().body == b"/a"
+    assert second.response().body == b"/b"
+    assert server.accepted == 2
 
 
 def test_pipelined_burst_beyond_the_backlog_is_answered_in_order(l7, raw):
