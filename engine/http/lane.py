@@ -198,7 +198,7 @@ class Lane:
             self.exchange = None
             conn = exchange.conn
             conn.close()
-            self.proxy.ctx.row[conn.server.slot * WIDTH + ACTIVE] -= 1
+            self.proxy.row[conn.server.slot * WIDTH + ACTIVE] -= 1
         self._release()
         self.proxy._close()  # closes the watcher with the socket
 
@@ -256,7 +256,7 @@ class Lane:
         if not data:
             self._close()
             return
-        proxy.ctx.row[proxy.service.slot * WIDTH + BYTES_IN] += len(data)
+        proxy.row[proxy.service.slot * WIDTH + BYTES_IN] += len(data)
         self.last = self.loop.now()
         try:
             _reader_of(proxy).feed(data)
@@ -334,7 +334,7 @@ class Lane:
         ):
             self._hand_over(partial(proxy._serve_request, head))
             return False
-        row = proxy.ctx.row
+        row = proxy.row
         service = proxy.service
         row[service.slot * WIDTH + REQUESTS] += 1
         route = service.routes[None] if service.switch is None else proxy._route(head)
@@ -455,7 +455,7 @@ class Lane:
             return
         exchange.started = True
         self.server_last = self.loop.now()
-        proxy.ctx.row[conn.server.slot * WIDTH + BYTES_OUT] += len(data)
+        proxy.row[conn.server.slot * WIDTH + BYTES_OUT] += len(data)
         reader = conn.reader
         try:
             reader.feed(data)
@@ -513,7 +513,7 @@ class Lane:
         proxy = self.proxy
         conn = exchange.conn
         self.exchange = None
-        row = proxy.ctx.row
+        row = proxy.row
         row[conn.server.slot * WIDTH + ACTIVE] -= 1
         if conn.watcher is not None:
             conn.watcher.callback = conn.drop_idle

@@ -225,6 +225,7 @@ class HttpProxyConnection:
         "plan",
         "reader",
         "responded",
+        "row",
         "service",
         "sni",
         "sock",
@@ -244,6 +245,9 @@ class HttpProxyConnection:
         current: Callable[[], ServiceRuntime | None],
     ) -> None:
         self.ctx = ctx
+        # The worker's counters, held here: read through ``ctx`` (not a compiled class) it
+        # would be a lookup by name, several times a request.
+        self.row = ctx.row
         self.idle = idle
         self.service = service
         self.current = current
@@ -279,7 +283,7 @@ class HttpProxyConnection:
             raise ClientTimeout("timed out") from exc
         except OSError as exc:
             raise ClientGone(str(exc)) from exc
-        self.ctx.row[self.service.slot * WIDTH + BYTES_IN] += len(data)
+        self.row[self.service.slot * WIDTH + BYTES_IN] += len(data)
         return data
 
     def send(self, data: bytes) -> None:
@@ -290,7 +294,7 @@ class HttpProxyConnection:
             self.send(data)
         except OSError as exc:
             raise ClientGone(str(exc)) from exc
-        self.ctx.row[self.service.slot * WIDTH + BYTES_OUT] += len(data)
+        self.row[self.service.slot * WIDTH + BYTES_OUT] += len(data)
 
     def _next_client_event(self, timeout: float) -> Event:
         reader: RequestReader = self.reader  # type: ignore[assignment]  # set while reading
@@ -390,7 +394,7 @@ class HttpProxyConnection:
         self.pinned = NO_PINS
         with contextlib.suppress(OSError):
             self.sock.close()
-        self.ctx.row[self.accepted_base + ACTIVE] -= 1
+        self.row[self.accepted_base + ACTIVE] -= 1
 
     def _unpin(self, pool_id: str) -> None:
         pins = dict(self.pinned)
@@ -411,7 +415,7 @@ class HttpProxyConnection:
 
     def _serve_request(self, head: RequestHead) -> bool:
         """Proxy one request; False when the client connection must close afterwards."""
-        row = self.ctx.row
+        row = self.row
         row[self.service.slot * WIDTH + REQUESTS] += 1
         route = self._route(head)
         if route is None:
@@ -548,7 +552,7 @@ class HttpProxyConnection:
                 )
             except (OSError, ValueError) as exc:
                 log.info("%s: cannot reach %s: %s", self.vs.name, server.key, exc)
-                self.ctx.row[server.slot * WIDTH + FAILURES] += 1
+                self.row[server.slot * WIDTH + FAILURES] += 1
                 exclude.append(server)
         return None, False
 
@@ -611,7 +615,7 @@ class HttpProxyConnection:
             self.consumed = self.body_sent = self.responded = False
             self.tunnel_rest = b""
         exclude: list[ServerRuntime] = []
-        row = self.ctx.row
+        row = self.row
         while True:
             step: Callable[[], bool] | None = None
             if resume is not None:
@@ -686,7 +690,7 @@ class HttpProxyConnection:
             conn.send(data)
         except OSError as exc:
             raise ServerFailed(f"send failed: {exc}", retryable=first) from exc
-        self.ctx.row[conn.server.slot * WIDTH + BYTES_IN] += len(data)
+        self.row[conn.server.slot * WIDTH + BYTES_IN] += len(data)
 
     def _next_server_event(self, conn: ServerConnection, timeout: float, started: bool) -> Event:
         reader = conn.reader
@@ -709,7 +713,7 @@ class HttpProxyConnection:
                     raise ServerFailed(exc.reason) from exc
                 continue
             started = True
-            self.ctx.row[conn.server.slot * WIDTH + BYTES_OUT] += len(data)
+            self.row[conn.server.slot * WIDTH + BYTES_OUT] += len(data)
             try:
                 reader.feed(data)
             except HttpError as exc:
@@ -988,7 +992,7 @@ class HttpProxyConnection:
     def _splice_body(self, conn: ServerConnection, count: int) -> None:
         """Move the last ``count`` bytes of a response body from the server to the client."""
         idle = self.vs.idle_timeout
-        row = self.ctx.row
+        row = self.row
         server_out = conn.server.slot * WIDTH + BYTES_OUT
         client_out = self.service.slot * WIDTH + BYTES_OUT
         src, dst = conn.sock.fileno(), self.sock.fileno()
