@@ -43,6 +43,7 @@ from .plain_head import (
     HOST,
     KEEP_ALIVE,
     OTHER,
+    TOKEN_CHARS,
     connection_option,
     decimal,
     head_lines,
@@ -275,13 +276,10 @@ _REQUEST_WATCHED_LENGTHS: Final = frozenset(
 _RESPONSE_WATCHED_LENGTHS: Final = frozenset(
     len(name) for name in (b"content-length", b"transfer-encoding", b"connection")
 )
-_TOKEN_CHARS: Final = (
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
 
 
 def _is_token(value: bytes) -> bool:
-    return bool(value) and not value.translate(None, _TOKEN_CHARS)
+    return bool(value) and not value.translate(None, TOKEN_CHARS)
 
 
 class _Reader:
@@ -504,6 +502,34 @@ class _Reader:
         self._state = _UPGRADED
         events.append(Upgraded(data[left:]))
 
+    # -- plain heads, read without llhttp (see plain_head) -------------------------
+
+    def _read_plain(self, data: bytes) -> int:
+        """Reads the plain messages that start ``data``; returns how many bytes they took."""
+        raise NotImplementedError
+
+    def _after_plain(self, data: bytes) -> bytes | None:
+        """What llhttp must still read of ``data`` once the plain messages at its start are
+        read, or None for nothing: all of it was read, or the last message came before the
+        rest, which is then ignored as llhttp's path ignores it."""
+        taken = self._read_plain(data)
+        if not taken:
+            return data
+        if taken == len(data) or self._state != _IDLE:
+            return None
+        return data[taken:]
+
+    def _end_plain(self, data: bytes, end: int, body_end: int, keep_alive: bool) -> None:
+        """Queues the body (``data[end:body_end]``, if any) and the end of a plain message
+        whose head was queued, as on_body and on_message_complete would."""
+        events = self._events
+        if body_end > end:
+            events.append(Body(data[end:body_end]))
+        events.append(END_OF_MESSAGE)
+        self._keep_alive = keep_alive
+        if not keep_alive:
+            self._state = _DONE
+
     # -- llhttp callbacks --------------------------------------------------------
 
     def on_message_begin(self) -> None:
@@ -632,11 +658,10 @@ class RequestReader(_Reader):
             self._bypass(data)
             return
         if self._state == _IDLE and self._plain_heads:
-            taken = self._read_plain(data)
-            if taken:
-                if taken == len(data) or self._state != _IDLE:
-                    return  # after a last request, what follows is ignored, as below
-                data = data[taken:]
+            rest = self._after_plain(data)
+            if rest is None:
+                return
+            data = rest
         self._parse(data)
         if self._state == _IDLE:
             # Between requests llhttp holds nothing a fresh parser lacks, and a parser with its
@@ -677,8 +702,7 @@ class RequestReader(_Reader):
             return 0  # the body goes on past this chunk: llhttp follows it
         version = first[2]
         keep_alive = _plain_keep_alive(version, options)
-        events = self._events
-        events.append(
+        self._events.append(
             RequestHead(
                 first[0],
                 first[1],
@@ -692,12 +716,7 @@ class RequestReader(_Reader):
                 connection,
             )
         )
-        if body_end > end:
-            events.append(Body(data[end:body_end]))
-        events.append(END_OF_MESSAGE)
-        self._keep_alive = keep_alive
-        if not keep_alive:
-            self._state = _DONE
+        self._end_plain(data, end, body_end, keep_alive)
         return body_end - start
 
     def feed_eof(self) -> None:
@@ -899,14 +918,13 @@ class ResponseReader(_Reader):
             self._feed_head_answer(data)
         else:
             if self._state == _IDLE and self._plain_heads:
-                taken = self._plain_response(data)
-                if taken:
-                    if taken == len(data) or self._state != _IDLE:
-                        return  # after a last response, what follows is ignored, as below
-                    data = data[taken:]
+                rest = self._after_plain(data)
+                if rest is None:
+                    return
+                data = rest
             self._parse(data)
 
-    def _plain_response(self, data: bytes) -> int:
+    def _read_plain(self, data: bytes) -> int:
         """Reads a plain final response with a Content-Length body, whole at the start of
         ``data``, as on_headers_complete and on_message_complete would; returns its size, or 0
         to leave it to llhttp (then nothing was changed). One response a chunk: a server sends
@@ -932,8 +950,7 @@ class ResponseReader(_Reader):
             return 0
         version = line[5:8]
         keep_alive = _plain_keep_alive(version, options)
-        events = self._events
-        events.append(
+        self._events.append(
             ResponseHead(
                 status,
                 line[13:],
@@ -945,15 +962,10 @@ class ResponseReader(_Reader):
                 connection,
             )
         )
-        if length:
-            events.append(Body(data[end:body_end]))
-        events.append(END_OF_MESSAGE)
         self._status = status
-        self._keep_alive = keep_alive
         self._awaiting = False
         self._until_close = False
-        if not keep_alive:
-            self._state = _DONE
+        self._end_plain(data, end, body_end, keep_alive)
         return body_end
 
     def feed_eof(self) -> None:

@@ -28,7 +28,8 @@ def _table(allowed: bytes) -> bytes:
     return bytes(byte if byte in allowed else byte ^ 1 for byte in range(256))
 
 
-_TOKEN_CHARS: Final = (
+# The bytes of an RFC 9110 token (header names, methods); the codec uses them too.
+TOKEN_CHARS: Final = (
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
 # Printable ASCII, HTAB and line ends: no other CTL, no DEL, no obs-text.
@@ -39,7 +40,7 @@ _TARGET_TABLE: Final = _table(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
 )
 # 1 at the bytes of a token, by byte value.
-_IS_TOKEN: Final = bytes(1 if byte in _TOKEN_CHARS else 0 for byte in range(256))
+_IS_TOKEN: Final = bytes(1 if byte in TOKEN_CHARS else 0 for byte in range(256))
 PLAIN_METHODS: Final = frozenset(
     (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH")
 )
