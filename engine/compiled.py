@@ -34,6 +34,7 @@ HOT_MODULES = (
     "passerelle.engine.runtime.pools",
     "passerelle.engine.balance.scheduling",
     "passerelle.engine.balance.persistence",
+    "passerelle.engine.relay.spliced",
 )
 # Modules outside the build whose ``Final`` constants the build carries as literals: a change to
 # them outdates it as much as a change to a hot module.

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, MutableSequence
+from typing import Any, Final
 
 from gevent.hub import get_hub
 
@@ -39,6 +40,9 @@ _WRITE = 2
 _BURST = 16
 # Reads up to this size are copied through Python; a read that fills it starts splicing.
 SMALL = 16 * 1024
+# Final: compiled, they are C statics rather than a dictionary look-up per message.
+_os_read: Final = os.read
+_os_write: Final = os.write
 # Idle checks per idle timeout: a quiet connection is closed after the idle timeout plus at most
 # one check's interval.
 _IDLE_CHECKS = 4
@@ -61,6 +65,7 @@ class _Direction:
         "reader",
         "relay",
         "second",
+        "small",
         "src_fd",
         "streaming",
         "unsent",
@@ -89,7 +94,8 @@ class _Direction:
         self.first, self.second = (0, 0) if tally is None else tally.up if up else tally.down
         self.moved = 0  # bytes delivered to the destination
         self.reader = relay.loop.io(self.src_fd, _READ)
-        self.writer = None
+        self.writer: Any = None
+        self.small = SMALL  # read once: a module global costs a look-up per message
         self.streaming = False  # the last read filled its buffer: splice from now on
         self.unsent: bytes | None = None  # copied bytes the destination has not taken yet
         # Held only while bytes are in flight: quiet long-lived connections would otherwise pin
@@ -110,13 +116,13 @@ class _Direction:
             self._stream()
             return
         try:
-            data = os.read(self.src_fd, SMALL)
+            data = _os_read(self.src_fd, self.small)
             size = len(data)
             if not size:
                 self._end_of_stream()
                 return
             try:
-                sent = os.write(self.dst_fd, data)
+                sent = _os_write(self.dst_fd, data)
             except BlockingIOError:
                 sent = 0
             if sent:
@@ -127,7 +133,7 @@ class _Direction:
             if sent < size:
                 self.unsent = data[sent:]
                 self._wait_for_room()
-            elif size == SMALL:
+            elif size == self.small:
                 self.streaming = True
         except BlockingIOError:
             return  # woken with nothing to read after all
@@ -173,7 +179,7 @@ class _Direction:
                 return
             if moved < size:
                 # The socket had no more: do not pay for a splice that fails with EAGAIN.
-                self.streaming = moved >= SMALL
+                self.streaming = moved >= self.small
                 break
         self.pipe = None
         pipes.release(pipe, True)
@@ -187,8 +193,9 @@ class _Direction:
                 if not self._flush():
                     return
                 pipe = self.pipe
-                self.pipe = None
-                pipes.release(pipe, True)
+                if pipe is not None:
+                    self.pipe = None
+                    pipes.release(pipe, True)
             self.writer.stop()
             self.reader.start(self._readable)
         except OSError as exc:
@@ -199,8 +206,10 @@ class _Direction:
 
     def _send_unsent(self) -> bool:
         data = self.unsent
+        if data is None:
+            return True
         try:
-            sent = os.write(self.dst_fd, data)
+            sent = _os_write(self.dst_fd, data)
         except BlockingIOError:
             return False
         self._delivered(sent)
@@ -212,8 +221,10 @@ class _Direction:
 
     def _flush(self) -> bool:
         """Write what the pipe holds to the destination; False if it could not take it all."""
+        pipe = self.pipe
+        assert pipe is not None, "flushing a direction that holds no pipe"
         left = self.pending
-        read_fd, dst_fd = self.pipe.read_fd, self.dst_fd
+        read_fd, dst_fd = pipe.read_fd, self.dst_fd
         try:
             while left:
                 try:
@@ -283,7 +294,7 @@ class SpliceRelay:
         self.on_end = on_end
         self.loop = get_hub().loop
         self.closing = False
-        self.timer = None
+        self.timer: Any = None
         self.seen = 0  # bytes moved both ways at the last idle check
         self.quiet = 0  # idle checks in a row that saw no byte move
         self.upstream = _Direction(self, client, server, True, tally)
