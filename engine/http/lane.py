@@ -43,8 +43,7 @@ from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, REQUES
 if TYPE_CHECKING:
     from passerelle.engine.http.codec import ResponseHead
     from passerelle.engine.http.proxy import HttpProxyConnection
-    from passerelle.engine.runtime.pools import ServerRuntime
-    from passerelle.engine.runtime.services import PoolRoute
+    from passerelle.engine.runtime.pools import PoolRoute, ServerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -344,16 +343,16 @@ class Lane:
         if route.name is not None:
             row[route.slot * WIDTH + REQUESTS] += 1
         pool = route.pool
-        if pool.persistence.mode == "none":
+        if pool.persistence_mode == "none":
             persist_key = cookie_server = None
         else:
             persist_key, cookie_server = proxy._persistence(route, head)
         # Asking the persistence authority and learning server cookies talk to the
         # supervisor, which may wait: only a greenlet may do that.
-        if proxy.pinned or pool.persistence.mode == "server_cookie":
+        if proxy.pinned or pool.persistence_mode == "server_cookie":
             self._hand_over(partial(proxy._proxy_request, head, route, persist_key, cookie_server))
             return False
-        set_cookie = pool.persistence.mode == "active_cookie"
+        set_cookie = pool.persistence_mode == "active_cookie"
         server: ServerRuntime | None
         if cookie_server is not None and cookie_server.usable():
             server, set_cookie = cookie_server, False
@@ -364,7 +363,11 @@ class Lane:
         conn = None
         if server is not None:
             plain = route.reencrypt is None
-            key = server.plain_key if plain else proxy._pool_key(route, head, server)
+            key = (
+                server.plain_key
+                if plain
+                else proxy._pool_key(route, server, proxy._server_name(route, head, server))
+            )
             conn = proxy.idle.get(key, probe=False)
         if conn is None:
             first = None if server is None else (server, set_cookie)

@@ -68,8 +68,8 @@ from passerelle.engine.http.wire import (
 from passerelle.engine.relay import splice as pipes
 from passerelle.engine.relay.tcp import relay
 from passerelle.engine.runtime.context import WorkerContext, client_ip
-from passerelle.engine.runtime.pools import ServerRuntime
-from passerelle.engine.runtime.services import PoolRoute, ServiceRuntime
+from passerelle.engine.runtime.pools import PoolRoute, ServerRuntime, connection_pool_key
+from passerelle.engine.runtime.services import ServiceRuntime
 from passerelle.engine.stats.counters import (
     ACTIVE,
     BYTES_IN,
@@ -514,7 +514,7 @@ class HttpProxyConnection:
                 return pinned, False
             pinned.close()
             self._unpin(pool.id)
-        set_cookie = pool.persistence.mode == "active_cookie"
+        set_cookie = pool.persistence_mode == "active_cookie"
         replayable = head.method in IDEMPOTENT and not (head.chunked or head.content_length)
         for _ in range(CONNECT_ATTEMPTS):
             server: ServerRuntime | None
@@ -537,8 +537,8 @@ class HttpProxyConnection:
                 server = pool.choose(self.client_ip, persist_key, exclude)
             if server is None:
                 return None, False
-            key = self._pool_key(route, head, server)
-            sni = key[2]
+            sni = self._server_name(route, head, server)
+            key = self._pool_key(route, server, sni)
             # A bodiless idempotent request is sent again if a pooled connection turns out
             # closed: only the others need the pool to probe the connection first.
             conn = None if fresh else self.idle.get(key, probe=not replayable)
@@ -547,26 +547,33 @@ class HttpProxyConnection:
                 conn.server = server
                 return conn, set_cookie
             try:
-                return open_connection(server, self.vs.connect_timeout, route.tls_client, sni), (
-                    set_cookie
-                )
+                return open_connection(
+                    server, self.vs.connect_timeout, route.tls_client, sni, key
+                ), (set_cookie)
             except (OSError, ValueError) as exc:
                 log.info("%s: cannot reach %s: %s", self.vs.name, server.key, exc)
                 self.row[server.slot * WIDTH + FAILURES] += 1
                 exclude.append(server)
         return None, False
 
-    def _pool_key(self, route: PoolRoute, head: RequestHead, server: ServerRuntime) -> PoolKey:
-        """Which pooled connections may carry this request to ``server``: address, port, the
-        server name sent in TLS, and whether it is TLS."""
+    def _server_name(
+        self, route: PoolRoute, head: RequestHead, server: ServerRuntime
+    ) -> str | None:
+        """The server name sent to ``server`` in TLS (None: plain HTTP, or no name to send)."""
         reencrypt = route.reencrypt
         if reencrypt is None:
-            return server.plain_key
+            return None
         # With verification on and no name to send, the certificate is checked against the
         # server's address (its IP SANs).
         host = normalise_host(head.get(b"host")) or None
-        sni = server_hostname_for(reencrypt, host, server.address)
-        return (server.address, server.port, sni, route.tls_client is not None)
+        return server_hostname_for(reencrypt, host, server.address)
+
+    def _pool_key(self, route: PoolRoute, server: ServerRuntime, sni: str | None) -> PoolKey:
+        """Which pooled connections may carry this request to ``server``: address, port, the
+        server name sent in TLS, and whether it is TLS."""
+        if route.reencrypt is None:
+            return server.plain_key
+        return connection_pool_key(server.address, server.port, sni, route.tls_client is not None)
 
     def request_head(self, head: RequestHead) -> bytes:
         """The head sent to the real server: the client's, less hop-by-hop and replaced

@@ -29,7 +29,7 @@ MAX_IDLE_PER_SERVER: Final = 1024
 # Seconds an idle pooled connection may wait; servers often close at 60 s.
 IDLE_LIFETIME: Final = 30.0
 
-PoolKey = tuple[str, int, str | None, bool]  # address, port, SNI, TLS
+PoolKey = str  # runtime.pools.connection_pool_key: address, port, TLS, server name sent
 _monotonic: Final = time.monotonic  # held in C when compiled: no module lookup per call
 _READ: Final = 1
 
@@ -126,6 +126,7 @@ def open_connection(
     timeout: float,
     tls: ssl.SSLContext | None,
     sni: str | None,
+    key: PoolKey,
 ) -> ServerConnection:
     sock = connect(server.address, server.port, timeout)
     if tls is not None:
@@ -136,7 +137,7 @@ def open_connection(
         except (OSError, ValueError):
             sock.close()
             raise
-    return ServerConnection(sock, server, (server.address, server.port, sni, tls is not None))
+    return ServerConnection(sock, server, key)
 
 
 # The kernel's select with a zero timeout: gevent's patched one would spin the hub for nothing.

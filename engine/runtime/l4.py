@@ -12,8 +12,8 @@ from gevent import socket as gsocket
 from passerelle.engine.relay.tally import ByteTally
 from passerelle.engine.relay.tcp import connect, start_relay
 from passerelle.engine.runtime.context import WorkerContext, client_ip
-from passerelle.engine.runtime.pools import ServerRuntime
-from passerelle.engine.runtime.services import PoolRoute, ServiceRuntime
+from passerelle.engine.runtime.pools import PoolRoute, ServerRuntime
+from passerelle.engine.runtime.services import ServiceRuntime
 from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, FAILURES, TOTAL, WIDTH
 from passerelle.engine.tls.contexts import server_hostname_for, server_name
 from passerelle.engine.tls.handshake import ClientHandshake, accepted_socket

@@ -7,6 +7,7 @@ otherwise ask the scheduler. The decisions themselves are the pure functions in
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Final, Protocol
@@ -16,7 +17,7 @@ from passerelle.engine.balance.scheduling import make_scheduler
 from passerelle.engine.stats.counters import ACTIVE, HEALTH_UP, WIDTH, CounterTable
 
 if TYPE_CHECKING:  # a worker reads the plain copy (runtime/snapshot.py), never pydantic
-    from passerelle.engine.model.config import Pool, RealServer
+    from passerelle.engine.model.config import Pool, RealServer, TLSReencrypt
 
 
 def pool_id(vs_name: str, subvs_name: str | None = None) -> str:
@@ -30,6 +31,15 @@ def server_slot_key(pool: str, server_key: str) -> str:
 
 def health_target_id(pool: str, server_key: str) -> str:
     return f"{pool}|{server_key}"
+
+
+def connection_pool_key(address: str, port: int, sni: str | None, tls: bool) -> str:
+    """Which pooled server connections are alike: address, port, whether TLS and the server
+    name sent in TLS. A string, because two look-ups per request hash it and a string keeps its
+    hash where a tuple computes it again. The name comes last and only when there is one, so
+    no two keys are spelled the same."""
+    where = f"{'tls' if tls else 'tcp'}|{address}|{port}"
+    return where if sni is None else f"{where}|{sni}"
 
 
 class PersistenceAuthority(Protocol):
@@ -148,7 +158,7 @@ class ServerRuntime:
         self.table = table
         self.token = cookie_token(self.key)
         # Which idle plain-HTTP connections may carry a request here (see upstream.PoolKey).
-        self.plain_key = (self.address, self.port, None, False)
+        self.plain_key = connection_pool_key(self.address, self.port, None, False)
 
     @property
     def active(self) -> int:
@@ -178,6 +188,8 @@ class PoolRuntime:
         self.id = ident
         self.model = model
         self.persistence = model.persistence
+        # Read per request: a native attribute, where the model's would be a dictionary look-up.
+        self.persistence_mode: str = model.persistence.mode
         self.servers = [
             ServerRuntime(s, slots(server_slot_key(ident, s.key)), table)
             for s in model.real_servers
@@ -259,7 +271,7 @@ class PoolRuntime:
         return server
 
     def source_persist_key(self, client_ip: str) -> str | None:
-        if self.persistence.mode != "source_ip":
+        if self.persistence_mode != "source_ip":
             return None
         # Asked for every request of a connection: the key of a client address is kept.
         key = self._source_keys.get(client_ip)
@@ -273,3 +285,24 @@ class PoolRuntime:
 
     def counter_index(self, server: ServerRuntime, counter: int) -> int:
         return server.slot * WIDTH + counter
+
+
+class PoolRoute:
+    """A pool plus what the proxy does on its way there (re-encryption).
+
+    A compiled class, unlike the service that holds it: every request reads its fields.
+    """
+
+    def __init__(
+        self,
+        pool: PoolRuntime,
+        name: str | None,
+        slot: int,
+        tls_client: ssl.SSLContext | None,
+        reencrypt: TLSReencrypt | None,
+    ) -> None:
+        self.pool = pool
+        self.name = name  # SubVS name, None for the service's own pool
+        self.slot = slot  # statistics slot of the SubVS (or of the service)
+        self.tls_client = tls_client
+        self.reencrypt = reencrypt

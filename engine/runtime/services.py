@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from passerelle.engine.http.rules import ContentSwitch
 from passerelle.engine.runtime.pools import (
     PersistenceAuthority,
+    PoolRoute,
     PoolRuntime,
     pool_id,
     server_slot_key,
@@ -22,7 +23,7 @@ from passerelle.engine.runtime.pools import (
 from passerelle.engine.stats.counters import CounterTable
 
 if TYPE_CHECKING:  # a worker reads the plain copy (runtime/snapshot.py), never pydantic
-    from passerelle.engine.model.config import Config, Pool, TLSReencrypt, VirtualService
+    from passerelle.engine.model.config import Config, Pool, VirtualService
 
 ListenerKey = tuple[str, int, str]  # (address, port, protocol)
 
@@ -33,17 +34,6 @@ def vs_slot_key(vs_name: str) -> str:
 
 def subvs_slot_key(pool: str) -> str:
     return f"subvs:{pool}"
-
-
-@dataclass(eq=False)
-class PoolRoute:
-    """A pool plus what the proxy does on its way there (re-encryption)."""
-
-    pool: PoolRuntime
-    name: str | None  # SubVS name, None for the service's own pool
-    slot: int  # statistics slot of the SubVS (or of the service)
-    tls_client: ssl.SSLContext | None
-    reencrypt: TLSReencrypt | None
 
 
 @dataclass(eq=False)

@@ -189,3 +189,22 @@ def test_round_robin_follows_health_changes_between_picks(table) -> None:
     table.set_health(a.slot, HEALTH_DOWN)
     table.set_health(b.slot, HEALTH_DOWN)
     assert pool.schedule("192.0.2.7") is None
+
+
+def test_connection_pool_keys_tell_apart_every_way_a_server_connection_can_differ() -> None:
+    key = pools.connection_pool_key
+    variants = [
+        key("10.0.0.1", 443, None, False),
+        key("10.0.0.1", 443, None, True),
+        key("10.0.0.1", 443, "a.contoso.com", True),
+        key("10.0.0.1", 443, "b.contoso.com", True),
+        key("10.0.0.1", 4431, None, True),
+        key("10.0.0.11", 443, None, True),
+        key("::1", 443, None, True),
+        # a name holding the separator cannot pass for another address or port
+        key("10.0.0.1", 443, "x|443", True),
+    ]
+    assert len(set(variants)) == len(variants)
+    assert key("10.0.0.1", 443, "a.contoso.com", True) == key(
+        "10.0.0.1", 443, "a.contoso.com", True
+    )
