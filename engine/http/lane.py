@@ -255,7 +255,7 @@ class Lane:
         if not data:
             self._close()
             return
-        proxy.row[proxy.service.slot * WIDTH + BYTES_IN] += len(data)
+        proxy.row[proxy.service_slot * WIDTH + BYTES_IN] += len(data)
         self.last = self.loop.now()
         try:
             _reader_of(proxy).feed(data)
@@ -334,9 +334,10 @@ class Lane:
             self._hand_over(partial(proxy._serve_request, head))
             return False
         row = proxy.row
-        service = proxy.service
-        row[service.slot * WIDTH + REQUESTS] += 1
-        route = service.routes[None] if service.switch is None else proxy._route(head)
+        row[proxy.service_slot * WIDTH + REQUESTS] += 1
+        route = proxy.fixed_route
+        if route is None:
+            route = proxy._route(head)
         if route is None:
             self._hand_over(partial(proxy._no_match, head))
             return False
@@ -521,7 +522,7 @@ class Lane:
         if conn.watcher is not None:
             conn.watcher.callback = conn.drop_idle
         proxy._settle(exchange.route, conn, False, keep, reusable)
-        row[proxy.service.slot * WIDTH + BYTES_OUT] += len(data)
+        row[proxy.service_slot * WIDTH + BYTES_OUT] += len(data)
         tls = self.tls
         try:
             # OpenSSL writes all or nothing: partial writes are off.

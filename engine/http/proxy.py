@@ -220,6 +220,7 @@ class HttpProxyConnection:
         "consumed",
         "ctx",
         "current",
+        "fixed_route",
         "idle",
         "pinned",
         "plan",
@@ -227,6 +228,7 @@ class HttpProxyConnection:
         "responded",
         "row",
         "service",
+        "service_slot",
         "sni",
         "sock",
         "timeout",
@@ -249,10 +251,8 @@ class HttpProxyConnection:
         # would be a lookup by name, several times a request.
         self.row = ctx.row
         self.idle = idle
-        self.service = service
+        self._use_service(service)
         self.current = current
-        self.vs = service.model
-        self.plan = _header_plan(service)
         self.sock = sock
         self.accepted_base = service.slot * WIDTH  # where this connection is counted as active
         self.timeout: float | None = None  # what sock.settimeout() was last given
@@ -283,7 +283,7 @@ class HttpProxyConnection:
             raise ClientTimeout("timed out") from exc
         except OSError as exc:
             raise ClientGone(str(exc)) from exc
-        self.row[self.service.slot * WIDTH + BYTES_IN] += len(data)
+        self.row[self.service_slot * WIDTH + BYTES_IN] += len(data)
         return data
 
     def send(self, data: bytes) -> None:
@@ -294,7 +294,7 @@ class HttpProxyConnection:
             self.send(data)
         except OSError as exc:
             raise ClientGone(str(exc)) from exc
-        self.row[self.service.slot * WIDTH + BYTES_OUT] += len(data)
+        self.row[self.service_slot * WIDTH + BYTES_OUT] += len(data)
 
     def _next_client_event(self, timeout: float) -> Event:
         reader: RequestReader = self.reader  # type: ignore[assignment]  # set while reading
@@ -408,15 +408,25 @@ class HttpProxyConnection:
         latest = self.current()
         if latest is None:
             return False
-        self.service = latest
-        self.vs = latest.model
-        self.plan = _header_plan(latest)
+        self._use_service(latest)
         return True
+
+    def _use_service(self, service: ServiceRuntime) -> None:
+        self.service = service
+        # What a request reads of its service, held here: ServiceRuntime is not a compiled
+        # class, and each of its attributes read from here would be a lookup by name.
+        self.service_slot = service.slot
+        # The route of a service without SubVS, None when each request is switched.
+        self.fixed_route: PoolRoute | None = (
+            service.routes[None] if service.switch is None else None
+        )
+        self.vs = service.model
+        self.plan = _header_plan(service)
 
     def _serve_request(self, head: RequestHead) -> bool:
         """Proxy one request; False when the client connection must close afterwards."""
         row = self.row
-        row[self.service.slot * WIDTH + REQUESTS] += 1
+        row[self.service_slot * WIDTH + REQUESTS] += 1
         route = self._route(head)
         if route is None:
             return self._no_match(head)
@@ -1001,7 +1011,7 @@ class HttpProxyConnection:
         idle = self.vs.idle_timeout
         row = self.row
         server_out = conn.server.slot * WIDTH + BYTES_OUT
-        client_out = self.service.slot * WIDTH + BYTES_OUT
+        client_out = self.service_slot * WIDTH + BYTES_OUT
         src, dst = conn.sock.fileno(), self.sock.fileno()
         pipe = pipes.acquire()
         empty = False
