@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECV_SIZE: Final = 65536
+# Held in C statics when compiled: `os.read` would look the name up in the module every call.
+_os_read: Final = os.read
+_os_write: Final = os.write
 # What a client may send while its request is being answered (pipelining) before the lane
 # stops reading from it until the answer is out.
 BACKLOG_LIMIT: Final = 65536
@@ -242,7 +245,7 @@ class Lane:
         proxy = self.proxy
         if self.tls is None:
             try:
-                data = os.read(self.fd, RECV_SIZE)
+                data = _os_read(self.fd, RECV_SIZE)
             except BlockingIOError:
                 return
             except OSError:
@@ -396,7 +399,7 @@ class Lane:
         server_tls = conn.tls
         try:
             # TLS writes are all or nothing, as on the client side.
-            sent = os.write(conn.fd, data) if server_tls is None else server_tls.write(data)
+            sent = _os_write(conn.fd, data) if server_tls is None else server_tls.write(data)
         except (BlockingIOError, SSLWantWriteError):
             sent = 0
         except OSError as exc:
@@ -433,7 +436,7 @@ class Lane:
         proxy = self.proxy
         server_tls = conn.tls
         try:
-            data = os.read(conn.fd, RECV_SIZE) if server_tls is None else read_tls(server_tls)
+            data = _os_read(conn.fd, RECV_SIZE) if server_tls is None else read_tls(server_tls)
         except (BlockingIOError, SSLWantReadError):
             return  # for TLS: a record in pieces, or a handshake message such as a ticket
         except (SSLZeroReturnError, SSLEOFError):
@@ -526,7 +529,7 @@ class Lane:
         tls = self.tls
         try:
             # OpenSSL writes all or nothing: partial writes are off.
-            sent = os.write(self.fd, data) if tls is None else tls.write(data)
+            sent = _os_write(self.fd, data) if tls is None else tls.write(data)
         except (BlockingIOError, SSLWantWriteError):
             sent = 0
         except OSError:  # SSLError included
