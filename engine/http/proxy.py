@@ -557,9 +557,8 @@ class HttpProxyConnection:
                 conn.server = server
                 return conn, set_cookie
             try:
-                return open_connection(
-                    server, self.vs.connect_timeout, route.tls_client, sni, key
-                ), (set_cookie)
+                conn = open_connection(server, self.vs.connect_timeout, route.tls_client, sni, key)
+                return conn, set_cookie
             except (OSError, ValueError) as exc:
                 log.info("%s: cannot reach %s: %s", self.vs.name, server.key, exc)
                 self.row[server.slot * WIDTH + FAILURES] += 1
