@@ -94,8 +94,17 @@ class _Record:
         return f"{type(self).__name__}{self._fields()!r}"
 
 
+# The ``lines`` of a head that llhttp read: its lines as received are not kept.
+NO_LINES: Final[list[bytes]] = []
+
+
 class _HeaderLookup(_Record):
-    """get() and get_all() of both heads."""
+    """get() and get_all() of both heads.
+
+    A plain head (see plain_head) also keeps its ``lines`` as received, start line first: each
+    header's line is then forwarded as it is instead of being put together again. They are
+    left out of equality, which compares what a head says, not how it was read.
+    """
 
     __slots__ = ()
     headers: list[tuple[bytes, bytes]]
@@ -128,6 +137,7 @@ class RequestHead(_HeaderLookup):
         "expect_continue",
         "headers",
         "keep_alive",
+        "lines",
         "method",
         "target",
         "upgrade",
@@ -146,6 +156,7 @@ class RequestHead(_HeaderLookup):
         upgrade: bool,
         expect_continue: bool,
         connection: list[bytes],  # values of the Connection headers, as sent
+        lines: list[bytes] = NO_LINES,
     ) -> None:
         self.method = method
         self.target = target
@@ -157,6 +168,7 @@ class RequestHead(_HeaderLookup):
         self.upgrade = upgrade
         self.expect_continue = expect_continue
         self.connection = connection
+        self.lines = lines
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -187,6 +199,7 @@ class ResponseHead(_HeaderLookup):
         "content_length",
         "headers",
         "keep_alive",
+        "lines",
         "reason",
         "status",
         "version",
@@ -202,6 +215,7 @@ class ResponseHead(_HeaderLookup):
         chunked: bool,
         content_length: int | None,
         connection: list[bytes],  # values of the Connection headers, as sent
+        lines: list[bytes] = NO_LINES,
     ) -> None:
         self.status = status
         self.reason = reason
@@ -211,6 +225,7 @@ class ResponseHead(_HeaderLookup):
         self.chunked = chunked
         self.content_length = content_length
         self.connection = connection
+        self.lines = lines
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -714,6 +729,7 @@ class RequestReader(_Reader):
                 False,
                 expect_continue,
                 connection,
+                lines,
             )
         )
         self._end_plain(data, end, body_end, keep_alive)
@@ -960,6 +976,7 @@ class ResponseReader(_Reader):
                 False,
                 length,
                 connection,
+                lines,
             )
         )
         self._status = status

@@ -594,8 +594,12 @@ class HttpProxyConnection:
             if extra:
                 drop = drop | extra
         headers = head.headers
-        lines = drop.head_lines(headers)
-        lines.insert(0, b"%s %s HTTP/1.1" % (head.method, head.target))
+        received = head.lines
+        lines = drop.head_lines(headers, received)
+        if received and head.version == b"1.1":
+            lines.insert(0, received[0])  # plain: ``METHOD target HTTP/1.1`` as it goes on
+        else:
+            lines.insert(0, b"%s %s HTTP/1.1" % (head.method, head.target))
         append_xff = plan.xff == "append"
         # Something dropped may be an X-Forwarded-For that the new one extends.
         if head.chunked or head.upgrade or (append_xff and len(lines) <= len(headers)):
@@ -905,8 +909,12 @@ class HttpProxyConnection:
             extra = extra_connection_options(response.connection)
             if extra:
                 drop = drop | extra
-        lines = drop.head_lines(response.headers)
-        lines.insert(0, status_line(response.status, response.reason))
+        received = response.lines
+        lines = drop.head_lines(response.headers, received)
+        if received and response.version == b"1.1":
+            lines.insert(0, received[0])  # plain: ``HTTP/1.1 status reason`` as it goes on
+        else:
+            lines.insert(0, status_line(response.status, response.reason))
         if framing is not None:
             lines.append(b"Transfer-Encoding: " + framing)
         p = route.pool.persistence

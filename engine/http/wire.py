@@ -128,11 +128,20 @@ class DropSet:
     def __or__(self, more: frozenset[bytes]) -> DropSet:
         return DropSet(self.names | more)
 
-    def head_lines(self, headers: list[tuple[bytes, bytes]]) -> list[bytes]:
-        """``Name: value`` for each header not left out, in order."""
+    def head_lines(self, headers: list[tuple[bytes, bytes]], received: list[bytes]) -> list[bytes]:
+        """``Name: value`` for each header not left out, in order: the line as received when
+        ``received`` holds the head's lines (start line first), else put together."""
         names, lengths = self.names, self.lengths
         longest = len(lengths)
         lines = []
+        if received:
+            for index in range(len(headers)):
+                name = headers[index][0]
+                size = len(name)
+                if size < longest and lengths[size] and name.lower() in names:
+                    continue
+                lines.append(received[index + 1])
+            return lines
         for name, value in headers:
             size = len(name)
             if size < longest and lengths[size] and name.lower() in names:
