@@ -35,6 +35,7 @@ HOT_MODULES = (
     "passerelle.engine.balance.scheduling",
     "passerelle.engine.balance.persistence",
     "passerelle.engine.relay.spliced",
+    "passerelle.engine.stats.deferred",
 )
 # Modules outside the build whose ``Final`` constants the build carries as literals: a change to
 # them outdates it as much as a change to a hot module.

@@ -258,7 +258,7 @@ class Lane:
         if not data:
             self._close()
             return
-        proxy.row[proxy.service_slot * WIDTH + BYTES_IN] += len(data)
+        proxy.counts.add(proxy.service_slot * WIDTH + BYTES_IN, len(data))
         self.last = self.loop.now()
         try:
             _reader_of(proxy).feed(data)
@@ -336,8 +336,8 @@ class Lane:
         ):
             self._hand_over(partial(proxy._serve_request, head))
             return False
-        row = proxy.row
-        row[proxy.service_slot * WIDTH + REQUESTS] += 1
+        row, counts = proxy.row, proxy.counts
+        counts.add(proxy.service_slot * WIDTH + REQUESTS, 1)
         route = proxy.fixed_route
         if route is None:
             route = proxy._route(head)
@@ -345,7 +345,7 @@ class Lane:
             self._hand_over(partial(proxy._no_match, head))
             return False
         if route.name is not None:
-            row[route.slot * WIDTH + REQUESTS] += 1
+            counts.add(route.slot * WIDTH + REQUESTS, 1)
         pool = route.pool
         if pool.persistence_mode == "none":
             persist_key = cookie_server = None
@@ -387,8 +387,8 @@ class Lane:
         proxy.tunnel_rest = b""
         s_base = server.slot * WIDTH
         row[s_base + ACTIVE] += 1
-        row[s_base + TOTAL] += 1
-        row[s_base + REQUESTS] += 1
+        counts.add(s_base + TOTAL, 1)
+        counts.add(s_base + REQUESTS, 1)
         data = proxy.request_head(head)
         conn.reader.expect(head.method)
         self.exchange = exchange = _Exchange(
@@ -405,7 +405,7 @@ class Lane:
         except OSError as exc:
             self._fail(ServerFailed(f"send failed: {exc}", retryable=True))
             return False
-        row[s_base + BYTES_IN] += len(data)
+        counts.add(s_base + BYTES_IN, len(data))
         if sent < len(data):
             self._continue_exchange(partial(self._send_rest_to_server, exchange, data, sent))
             return False
@@ -462,7 +462,7 @@ class Lane:
             return
         exchange.started = True
         self.server_last = self.loop.now()
-        proxy.row[conn.server.slot * WIDTH + BYTES_OUT] += len(data)
+        proxy.counts.add(conn.server.slot * WIDTH + BYTES_OUT, len(data))
         reader = conn.reader
         try:
             reader.feed(data)
@@ -525,7 +525,7 @@ class Lane:
         if conn.watcher is not None:
             conn.watcher.callback = conn.drop_idle
         proxy._settle(exchange.route, conn, False, keep, reusable)
-        row[proxy.service_slot * WIDTH + BYTES_OUT] += len(data)
+        proxy.counts.add(proxy.service_slot * WIDTH + BYTES_OUT, len(data))
         tls = self.tls
         try:
             # OpenSSL writes all or nothing: partial writes are off.

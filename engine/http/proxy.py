@@ -218,6 +218,7 @@ class HttpProxyConnection:
         "body_sent",
         "client_ip",
         "consumed",
+        "counts",
         "ctx",
         "current",
         "fixed_route",
@@ -250,6 +251,7 @@ class HttpProxyConnection:
         # The worker's counters, held here: read through ``ctx`` (not a compiled class) it
         # would be a lookup by name, several times a request.
         self.row = ctx.row
+        self.counts = ctx.counts
         self.idle = idle
         self._use_service(service)
         self.current = current
@@ -283,7 +285,7 @@ class HttpProxyConnection:
             raise ClientTimeout("timed out") from exc
         except OSError as exc:
             raise ClientGone(str(exc)) from exc
-        self.row[self.service_slot * WIDTH + BYTES_IN] += len(data)
+        self.counts.add(self.service_slot * WIDTH + BYTES_IN, len(data))
         return data
 
     def send(self, data: bytes) -> None:
@@ -294,7 +296,7 @@ class HttpProxyConnection:
             self.send(data)
         except OSError as exc:
             raise ClientGone(str(exc)) from exc
-        self.row[self.service_slot * WIDTH + BYTES_OUT] += len(data)
+        self.counts.add(self.service_slot * WIDTH + BYTES_OUT, len(data))
 
     def _next_client_event(self, timeout: float) -> Event:
         reader: RequestReader = self.reader  # type: ignore[assignment]  # set while reading
@@ -425,13 +427,13 @@ class HttpProxyConnection:
 
     def _serve_request(self, head: RequestHead) -> bool:
         """Proxy one request; False when the client connection must close afterwards."""
-        row = self.row
-        row[self.service_slot * WIDTH + REQUESTS] += 1
+        counts = self.counts
+        counts.add(self.service_slot * WIDTH + REQUESTS, 1)
         route = self._route(head)
         if route is None:
             return self._no_match(head)
         if route.name is not None:
-            row[route.slot * WIDTH + REQUESTS] += 1
+            counts.add(route.slot * WIDTH + REQUESTS, 1)
         persist_key, cookie_server = self._persistence(route, head)
         return self._proxy_request(head, route, persist_key, cookie_server)
 
@@ -635,7 +637,7 @@ class HttpProxyConnection:
             self.consumed = self.body_sent = self.responded = False
             self.tunnel_rest = b""
         exclude: list[ServerRuntime] = []
-        row = self.row
+        row, counts = self.row, self.counts
         while True:
             step: Callable[[], bool] | None = None
             if resume is not None:
@@ -658,8 +660,8 @@ class HttpProxyConnection:
                 conn = found
                 s_base = conn.server.slot * WIDTH
                 row[s_base + ACTIVE] += 1
-                row[s_base + TOTAL] += 1
-                row[s_base + REQUESTS] += 1
+                counts.add(s_base + TOTAL, 1)
+                counts.add(s_base + REQUESTS, 1)
             server = conn.server
             try:
                 if step is not None:
@@ -678,8 +680,8 @@ class HttpProxyConnection:
                 ):
                     # A pooled connection the server closed while it sat idle, not a bad
                     # server: try again on a fresh connection, counted as the same request.
-                    row[s_base + TOTAL] -= 1
-                    row[s_base + REQUESTS] -= 1
+                    counts.add(s_base + TOTAL, -1)
+                    counts.add(s_base + REQUESTS, -1)
                     exclude = []
                 else:
                     row[s_base + FAILURES] += 1
@@ -710,7 +712,7 @@ class HttpProxyConnection:
             conn.send(data)
         except OSError as exc:
             raise ServerFailed(f"send failed: {exc}", retryable=first) from exc
-        self.row[conn.server.slot * WIDTH + BYTES_IN] += len(data)
+        self.counts.add(conn.server.slot * WIDTH + BYTES_IN, len(data))
 
     def _next_server_event(self, conn: ServerConnection, timeout: float, started: bool) -> Event:
         reader = conn.reader
@@ -733,7 +735,7 @@ class HttpProxyConnection:
                     raise ServerFailed(exc.reason) from exc
                 continue
             started = True
-            self.row[conn.server.slot * WIDTH + BYTES_OUT] += len(data)
+            self.counts.add(conn.server.slot * WIDTH + BYTES_OUT, len(data))
             try:
                 reader.feed(data)
             except HttpError as exc:
@@ -1016,7 +1018,7 @@ class HttpProxyConnection:
     def _splice_body(self, conn: ServerConnection, count: int) -> None:
         """Move the last ``count`` bytes of a response body from the server to the client."""
         idle = self.vs.idle_timeout
-        row = self.row
+        counts = self.counts
         server_out = conn.server.slot * WIDTH + BYTES_OUT
         client_out = self.service_slot * WIDTH + BYTES_OUT
         src, dst = conn.sock.fileno(), self.sock.fileno()
@@ -1032,12 +1034,12 @@ class HttpProxyConnection:
                     raise ServerFailed(f"receive failed: {exc}") from exc
                 if not moved:
                     raise ServerFailed("real server closed the connection mid-response")
-                row[server_out] += moved
+                counts.add(server_out, moved)
                 try:
                     pipes.drain(pipe, dst, moved, idle)
                 except OSError as exc:  # a timeout included: the client stopped reading
                     raise ClientGone(str(exc)) from exc
-                row[client_out] += moved
+                counts.add(client_out, moved)
                 count -= moved
             empty = True
         finally:
@@ -1087,7 +1089,7 @@ def handle_http(
         return
     sock = accepted_socket(fd, family, service.tls_server)
     row[base + ACTIVE] += 1
-    row[base + TOTAL] += 1
+    ctx.counts.add(base + TOTAL, 1)
     try:
         connection = HttpProxyConnection(ctx, idle, service, sock, peer, current)
     except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from passerelle.engine.stats.counters import CounterTable
+from passerelle.engine.stats.deferred import DeferredCounts
 
 
 @dataclass(eq=False)
@@ -12,6 +13,7 @@ class WorkerContext:
     index: int
     table: CounterTable
     row: memoryview  # this worker's own counters: row[slot * WIDTH + counter]
+    counts: DeferredCounts  # additions to ``row`` that may wait for the loop iteration's end
 
 
 def client_ip(peer: tuple) -> str:

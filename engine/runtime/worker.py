@@ -45,6 +45,7 @@ from passerelle.engine.runtime.services import (  # noqa: E402
 from passerelle.engine.runtime.snapshot import PlainConfig  # noqa: E402
 from passerelle.engine.runtime.udp_counters import UdpCounters  # noqa: E402
 from passerelle.engine.stats.counters import CounterTable  # noqa: E402
+from passerelle.engine.stats.deferred import DeferredCounts  # noqa: E402
 from passerelle.engine.tls.tickets import use_keys  # noqa: E402
 
 if TYPE_CHECKING:
@@ -96,7 +97,9 @@ def unpickled_config(text: str) -> Config:
 
 class Worker:
     def __init__(self, index: int, table: CounterTable) -> None:
-        self.ctx = WorkerContext(index=index, table=table, row=table.row(index))
+        row = table.row(index)
+        counts = DeferredCounts(row, gevent.get_hub().loop.run_callback)
+        self.ctx = WorkerContext(index=index, table=table, row=row, counts=counts)
         self.idle = IdlePool()
         self.authority = AuthorityClient()
         self.services: dict[ListenerKey, ServiceRuntime] = {}
