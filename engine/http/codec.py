@@ -48,8 +48,10 @@ from .plain_head import (
     decimal,
     head_lines,
     head_size,
+    header_colons,
     header_kind,
-    header_pairs,
+    header_value,
+    pairs_at,
     request_line,
     status_code,
 )
@@ -94,25 +96,45 @@ class _Record:
         return f"{type(self).__name__}{self._fields()!r}"
 
 
-# The ``lines`` of a head that llhttp read: its lines as received are not kept.
+# The ``lines`` and ``colons`` of a head that llhttp read: its lines as received are not kept.
 NO_LINES: Final[list[bytes]] = []
+NO_COLONS: Final[list[int]] = []
 
 
 class _HeaderLookup(_Record):
     """get() and get_all() of both heads.
 
-    A plain head (see plain_head) also keeps its ``lines`` as received, start line first: each
-    header's line is then forwarded as it is instead of being put together again. They are
-    left out of equality, which compares what a head says, not how it was read.
+    A plain head (see plain_head) keeps its ``lines`` as received, start line first, and where
+    the colon of each header line is. Its (name, value) ``headers`` are made from them only
+    when something asks for them: a forwarded head keeps each header's line as it is, and a
+    small request and its response are proxied without them. Lines and colons are left out of
+    equality, which compares what a head says, not how it was read.
     """
 
-    __slots__ = ()
-    headers: list[tuple[bytes, bytes]]
+    __slots__ = ("_headers", "colons", "lines")
+    _headers: list[tuple[bytes, bytes]] | None
+    lines: list[bytes]
+    colons: list[int]
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = pairs_at(self.lines, self.colons)
+        return headers
 
     def get(self, name: bytes) -> bytes | None:
         """First value of header ``name`` (given lowercase), or None."""
         size = len(name)
-        for key, value in self.headers:
+        if self._headers is None:
+            lines, colons = self.lines, self.colons
+            for index in range(len(colons)):
+                if colons[index] == size:
+                    line = lines[index + 1]
+                    if line[:size].lower() == name:
+                        return header_value(line, size)
+            return None
+        for key, value in self._headers:
             # The length test skips lower() for nearly every header.
             if len(key) == size and key.lower() == name:
                 return value
@@ -135,9 +157,7 @@ class RequestHead(_HeaderLookup):
         "connection",
         "content_length",
         "expect_continue",
-        "headers",
         "keep_alive",
-        "lines",
         "method",
         "target",
         "upgrade",
@@ -149,7 +169,7 @@ class RequestHead(_HeaderLookup):
         method: bytes,
         target: bytes,
         version: bytes,
-        headers: list[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]] | None,  # None: made from lines and colons
         keep_alive: bool,
         chunked: bool,
         content_length: int | None,
@@ -157,11 +177,12 @@ class RequestHead(_HeaderLookup):
         expect_continue: bool,
         connection: list[bytes],  # values of the Connection headers, as sent
         lines: list[bytes] = NO_LINES,
+        colons: list[int] = NO_COLONS,
     ) -> None:
         self.method = method
         self.target = target
         self.version = version
-        self.headers = headers
+        self._headers = headers
         self.keep_alive = keep_alive
         self.chunked = chunked
         self.content_length = content_length
@@ -169,6 +190,7 @@ class RequestHead(_HeaderLookup):
         self.expect_continue = expect_continue
         self.connection = connection
         self.lines = lines
+        self.colons = colons
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -197,9 +219,7 @@ class ResponseHead(_HeaderLookup):
         "chunked",
         "connection",
         "content_length",
-        "headers",
         "keep_alive",
-        "lines",
         "reason",
         "status",
         "version",
@@ -210,22 +230,24 @@ class ResponseHead(_HeaderLookup):
         status: int,
         reason: bytes,
         version: bytes,
-        headers: list[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]] | None,  # None: made from lines and colons
         keep_alive: bool,
         chunked: bool,
         content_length: int | None,
         connection: list[bytes],  # values of the Connection headers, as sent
         lines: list[bytes] = NO_LINES,
+        colons: list[int] = NO_COLONS,
     ) -> None:
         self.status = status
         self.reason = reason
         self.version = version
-        self.headers = headers
+        self._headers = headers
         self.keep_alive = keep_alive
         self.chunked = chunked
         self.content_length = content_length
         self.connection = connection
         self.lines = lines
+        self.colons = colons
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -704,11 +726,11 @@ class RequestReader(_Reader):
         first = request_line(lines[0])
         if not first:
             return 0
-        headers = header_pairs(lines)
-        if headers is None:
+        colons = header_colons(lines)
+        if colons is None:
             return 0
         connection: list[bytes] = []
-        length, options, hosts, expect_continue = _plain_fields(headers, connection)
+        length, options, hosts, expect_continue = _plain_fields(lines, colons, connection)
         if length == _NOT_PLAIN or hosts != 1:
             return 0
         end = start + head_size(lines)
@@ -722,7 +744,7 @@ class RequestReader(_Reader):
                 first[0],
                 first[1],
                 version,
-                headers,
+                None,
                 keep_alive,
                 False,
                 length if length >= 0 else None,
@@ -730,6 +752,7 @@ class RequestReader(_Reader):
                 expect_continue,
                 connection,
                 lines,
+                colons,
             )
         )
         self._end_plain(data, end, body_end, keep_alive)
@@ -953,11 +976,11 @@ class ResponseReader(_Reader):
         # Interim, 204 and 304 answers, and status codes out of range, are llhttp's to read.
         if status < 200 or status > 599 or status == 204 or status == 304:
             return 0
-        headers = header_pairs(lines)
-        if headers is None:
+        colons = header_colons(lines)
+        if colons is None:
             return 0
         connection: list[bytes] = []
-        length, options, _, _ = _plain_fields(headers, connection)
+        length, options, _, _ = _plain_fields(lines, colons, connection)
         if length < 0:
             return 0  # a body read until close, or chunked: llhttp follows it
         end = head_size(lines)
@@ -971,12 +994,13 @@ class ResponseReader(_Reader):
                 status,
                 line[13:],
                 version,
-                headers,
+                None,
                 keep_alive,
                 False,
                 length,
                 connection,
                 lines,
+                colons,
             )
         )
         self._status = status
@@ -1138,17 +1162,20 @@ _NOT_PLAIN: Final = -2
 
 
 def _plain_fields(
-    headers: list[tuple[bytes, bytes]], connection: list[bytes]
+    lines: list[bytes], colons: list[int], connection: list[bytes]
 ) -> tuple[int, int, int, bool]:
-    """What plain heads tell by their headers: the Content-Length (-1 for none), the Connection
-    options (their values appended to ``connection``), the number of Host headers and whether
-    the last Expect asks for 100-continue. A length of _NOT_PLAIN leaves the head to llhttp."""
+    """What plain heads tell by their header lines (see plain_head.header_colons): the
+    Content-Length (-1 for none), the Connection options (their values appended to
+    ``connection``), the number of Host headers and whether the last Expect asks for
+    100-continue. A length of _NOT_PLAIN leaves the head to llhttp."""
     length = -1
     options = 0
     hosts = 0
     expect_continue = False
-    for name, value in headers:
-        kind = header_kind(name)
+    for index in range(len(colons)):
+        line = lines[index + 1]
+        colon = colons[index]
+        kind = header_kind(line, colon)
         if kind == OTHER:
             continue
         if kind == HOST:
@@ -1156,17 +1183,18 @@ def _plain_fields(
         elif kind == CONTENT_LENGTH:
             if length >= 0:
                 return _NOT_PLAIN, 0, 0, False
-            length = decimal(value)
+            length = decimal(header_value(line, colon))
             if length < 0:
                 return _NOT_PLAIN, 0, 0, False
         elif kind == CONNECTION:
+            value = header_value(line, colon)
             option = connection_option(value)
             if not option:
                 return _NOT_PLAIN, 0, 0, False
             options |= option
             connection.append(value)
         elif kind == EXPECT:
-            expect_continue = value.lower() == b"100-continue"
+            expect_continue = header_value(line, colon).lower() == b"100-continue"
         else:
             return _NOT_PLAIN, 0, 0, False
     return length, options, hosts, expect_continue

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from mypy_extensions import i64
+
 
 def _table(allowed: bytes) -> bytes:
     """A translate table that keeps the bytes of ``allowed`` and changes every other byte, so
@@ -129,14 +131,17 @@ def status_code(line: bytes) -> int:
     return status
 
 
-def header_pairs(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
-    """(name, value) of lines[1:], each value stripped of OWS, or None unless every line is a
-    token, a colon and a value."""
-    pairs: list[tuple[bytes, bytes]] = []
-    for index in range(1, len(lines)):
+def header_colons(lines: list[bytes]) -> list[int] | None:
+    """Where the colon of each header line (``lines[1:]``) is, or None unless every one of them
+    is a token, a colon and a value."""
+    # i64, not int: compiled, the byte loop then does machine arithmetic, not tagged integers.
+    colons: list[int] = []
+    count: i64 = len(lines)
+    index: i64 = 1
+    while index < count:
         line = lines[index]
-        size = len(line)
-        colon = 0
+        size: i64 = len(line)
+        colon: i64 = 0
         while colon < size:
             char = line[colon]
             if char == _COLON:
@@ -146,14 +151,38 @@ def header_pairs(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
             colon += 1
         if colon == 0 or colon == size:
             return None
-        start = colon + 1
-        while start < size and (line[start] == _SPACE or line[start] == _TAB):
-            start += 1
-        end = size
-        while end > start and (line[end - 1] == _SPACE or line[end - 1] == _TAB):
-            end -= 1
-        pairs.append((line[:colon], line[start:end]))
+        colons.append(colon)
+        index += 1
+    return colons
+
+
+def header_value(line: bytes, colon: int) -> bytes:
+    """The value of a header line whose colon is at ``colon``, stripped of OWS."""
+    size = len(line)
+    start = colon + 1
+    while start < size and (line[start] == _SPACE or line[start] == _TAB):
+        start += 1
+    end = size
+    while end > start and (line[end - 1] == _SPACE or line[end - 1] == _TAB):
+        end -= 1
+    return line[start:end]
+
+
+def pairs_at(lines: list[bytes], colons: list[int]) -> list[tuple[bytes, bytes]]:
+    """(name, value) of each header line, from its colon (see header_colons)."""
+    pairs: list[tuple[bytes, bytes]] = []
+    for index in range(len(colons)):
+        line = lines[index + 1]
+        colon = colons[index]
+        pairs.append((line[:colon], header_value(line, colon)))
     return pairs
+
+
+def header_pairs(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
+    """(name, value) of lines[1:], each value stripped of OWS, or None unless every line is a
+    token, a colon and a value."""
+    colons = header_colons(lines)
+    return None if colons is None else pairs_at(lines, colons)
 
 
 def decimal(value: bytes) -> int:
@@ -182,33 +211,34 @@ CLOSE: Final = 1
 KEEP_ALIVE: Final = 2
 
 
-def _spelled(name: bytes, usual: bytes, lowercase: bytes) -> bool:
-    """Whether ``name`` is ``lowercase`` in any case: the usual spelling, and a name with
-    another first letter, are told without a lower() call."""
-    if name == usual:
+def _spelled(text: bytes, usual: bytes, lowercase: bytes) -> bool:
+    """Whether ``text`` starts with ``lowercase`` in any case (a caller has checked where it
+    ends): the usual spelling, and a word with another first letter, are told without a
+    slice or a lower() call."""
+    if text.startswith(usual):
         return True
-    if name[0] | 0x20 != lowercase[0]:
+    if text[0] | 0x20 != lowercase[0]:
         return False
-    return name.lower() == lowercase
+    return text[: len(lowercase)].lower() == lowercase
 
 
-def header_kind(name: bytes) -> int:
-    """Which of the headers a plain reading looks at ``name`` names, or OTHER."""
-    size = len(name)
-    if size == 4:
-        return HOST if _spelled(name, b"Host", b"host") else OTHER
-    if size == 14:
-        return CONTENT_LENGTH if _spelled(name, b"Content-Length", b"content-length") else OTHER
-    if size == 10:
-        return CONNECTION if _spelled(name, b"Connection", b"connection") else OTHER
-    if size == 6:
-        return EXPECT if _spelled(name, b"Expect", b"expect") else OTHER
-    if size == 17:
-        declined = _spelled(name, b"Transfer-Encoding", b"transfer-encoding")
-    elif size == 7:
-        declined = _spelled(name, b"Upgrade", b"upgrade")
-    elif size == 16:
-        declined = _spelled(name, b"Proxy-Connection", b"proxy-connection")
+def header_kind(line: bytes, colon: int) -> int:
+    """Which of the headers a plain reading looks at the line names (its colon at ``colon``),
+    or OTHER. Only the name's length and first bytes are read: no slice for most headers."""
+    if colon == 4:
+        return HOST if _spelled(line, b"Host", b"host") else OTHER
+    if colon == 14:
+        return CONTENT_LENGTH if _spelled(line, b"Content-Length", b"content-length") else OTHER
+    if colon == 10:
+        return CONNECTION if _spelled(line, b"Connection", b"connection") else OTHER
+    if colon == 6:
+        return EXPECT if _spelled(line, b"Expect", b"expect") else OTHER
+    if colon == 17:
+        declined = _spelled(line, b"Transfer-Encoding", b"transfer-encoding")
+    elif colon == 7:
+        declined = _spelled(line, b"Upgrade", b"upgrade")
+    elif colon == 16:
+        declined = _spelled(line, b"Proxy-Connection", b"proxy-connection")
     else:
         return OTHER
     return DECLINED if declined else OTHER

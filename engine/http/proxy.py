@@ -595,16 +595,20 @@ class HttpProxyConnection:
             extra = extra_connection_options(head.connection)
             if extra:
                 drop = drop | extra
-        headers = head.headers
         received = head.lines
-        lines = drop.head_lines(headers, received)
+        if received:
+            count = len(head.colons)
+            lines = drop.kept_lines(received, head.colons)
+        else:
+            count = len(head.headers)
+            lines = drop.head_lines(head.headers)
         if received and head.version == b"1.1":
             lines.insert(0, received[0])  # plain: ``METHOD target HTTP/1.1`` as it goes on
         else:
             lines.insert(0, b"%s %s HTTP/1.1" % (head.method, head.target))
         append_xff = plan.xff == "append"
         # Something dropped may be an X-Forwarded-For that the new one extends.
-        if head.chunked or head.upgrade or (append_xff and len(lines) <= len(headers)):
+        if head.chunked or head.upgrade or (append_xff and len(lines) <= count):
             if head.chunked:
                 lines.append(b"Transfer-Encoding: chunked")
             if head.upgrade:
@@ -912,7 +916,11 @@ class HttpProxyConnection:
             if extra:
                 drop = drop | extra
         received = response.lines
-        lines = drop.head_lines(response.headers, received)
+        lines = (
+            drop.kept_lines(received, response.colons)
+            if received
+            else drop.head_lines(response.headers)
+        )
         if received and response.version == b"1.1":
             lines.insert(0, received[0])  # plain: ``HTTP/1.1 status reason`` as it goes on
         else:

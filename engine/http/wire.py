@@ -128,25 +128,30 @@ class DropSet:
     def __or__(self, more: frozenset[bytes]) -> DropSet:
         return DropSet(self.names | more)
 
-    def head_lines(self, headers: list[tuple[bytes, bytes]], received: list[bytes]) -> list[bytes]:
-        """``Name: value`` for each header not left out, in order: the line as received when
-        ``received`` holds the head's lines (start line first), else put together."""
+    def head_lines(self, headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+        """``Name: value`` for each header not left out, in order."""
         names, lengths = self.names, self.lengths
         longest = len(lengths)
         lines = []
-        if received:
-            for index in range(len(headers)):
-                name = headers[index][0]
-                size = len(name)
-                if size < longest and lengths[size] and name.lower() in names:
-                    continue
-                lines.append(received[index + 1])
-            return lines
         for name, value in headers:
             size = len(name)
             if size < longest and lengths[size] and name.lower() in names:
                 continue
             lines.append(name + b": " + value)
+        return lines
+
+    def kept_lines(self, received: list[bytes], colons: list[int]) -> list[bytes]:
+        """The header lines of a head as received (start line first, then one per colon in
+        ``colons``; see plain_head.header_colons) that are not left out, in order."""
+        names, lengths = self.names, self.lengths
+        longest = len(lengths)
+        lines = []
+        for index in range(len(colons)):
+            colon = colons[index]
+            line = received[index + 1]
+            if colon < longest and lengths[colon] and line[:colon].lower() in names:
+                continue
+            lines.append(line)
         return lines
 
 
