@@ -223,6 +223,7 @@ class ResponseHead(_HeaderLookup):
         "reason",
         "status",
         "version",
+        "whole",
     )
 
     def __init__(
@@ -237,6 +238,7 @@ class ResponseHead(_HeaderLookup):
         connection: list[bytes],  # values of the Connection headers, as sent
         lines: list[bytes] = NO_LINES,
         colons: list[int] = NO_COLONS,
+        whole: bytes = b"",
     ) -> None:
         self.status = status
         self.reason = reason
@@ -248,6 +250,8 @@ class ResponseHead(_HeaderLookup):
         self.connection = connection
         self.lines = lines
         self.colons = colons
+        # A plain response that came alone in one read: all of its bytes, head and body.
+        self.whole = whole
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -1001,6 +1005,7 @@ class ResponseReader(_Reader):
                 connection,
                 lines,
                 colons,
+                data if body_end == len(data) else b"",
             )
         )
         self._status = status
@@ -1159,6 +1164,13 @@ class ResponseReader(_Reader):
 
 
 _NOT_PLAIN: Final = -2
+
+
+def skip_message(reader: ResponseReader) -> None:
+    """Take the events of a response whose head was taken and whose bytes are all in: its
+    body, then its end (they go on as ``ResponseHead.whole``)."""
+    while type(reader.next_event()) is Body:
+        pass
 
 
 def _plain_fields(

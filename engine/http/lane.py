@@ -35,8 +35,9 @@ from passerelle.engine.http.codec import (
     HttpError,
     RequestHead,
     RequestReader,
+    skip_message,
 )
-from passerelle.engine.http.upstream import ServerConnection, ServerFailed
+from passerelle.engine.http.upstream import ResponseListener, ServerConnection, ServerFailed
 from passerelle.engine.http.wire import is_connection_auth
 from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, REQUESTS, TOTAL, WIDTH
 
@@ -114,7 +115,7 @@ def retry_tls_write(tls: Any, fd: int, data: bytes, timeout: float) -> None:
             wait_write(fd, timeout=timeout)
 
 
-class Lane:
+class Lane(ResponseListener):
     """One client connection held by the event loop between and during requests."""
 
     __slots__ = (
@@ -233,7 +234,8 @@ class Lane:
         except Exception:
             self._failed()
 
-    def _server_readable(self) -> None:
+    def server_readable(self) -> None:
+        """The real server of the exchange in flight sent something (ServerConnection.watch)."""
         try:
             self._server_input()
         except Exception:
@@ -394,8 +396,9 @@ class Lane:
         self.exchange = exchange = _Exchange(
             head, route, conn, persist_key, cookie_server, set_cookie
         )
-        self.server_last = self.loop.now()
-        conn.watch(self._server_readable)
+        # The loop's time is fixed for the iteration, and every way here set ``last`` in it.
+        self.server_last = self.last
+        conn.watch(self)
         server_tls = conn.tls
         try:
             # TLS writes are all or nothing, as on the client side.
@@ -486,6 +489,13 @@ class Lane:
                 )
             )
             return
+        if response.whole and proxy.as_received(
+            head, response, route, exchange.set_cookie, head.keep_alive
+        ):
+            skip_message(conn.reader)
+            proxy.responded = True
+            self._finish(exchange, response.whole, True, True)
+            return
         framing, keep, head_bytes, close_delimited = proxy._response_start(
             head, response, route, conn, exchange.set_cookie, head.keep_alive
         )
@@ -522,8 +532,7 @@ class Lane:
         self.exchange = None
         row = proxy.row
         row[conn.server.slot * WIDTH + ACTIVE] -= 1
-        if conn.watcher is not None:
-            conn.watcher.callback = conn.drop_idle
+        conn.release()
         proxy._settle(exchange.route, conn, False, keep, reusable)
         proxy.counts.add(proxy.service_slot * WIDTH + BYTES_OUT, len(data))
         tls = self.tls
@@ -535,7 +544,7 @@ class Lane:
         except OSError:  # SSLError included
             self._close()
             return
-        self.last = self.loop.now()
+        self.last = self.server_last  # the loop's time, set in this iteration (_server_input)
         if sent < len(data):
             self._hand_over(partial(self._send_rest_to_client, data, sent, keep))
             return

@@ -41,8 +41,15 @@ from passerelle.engine.http.codec import (
     RequestReader,
     ResponseHead,
     Upgraded,
+    skip_message,
 )
 from passerelle.engine.http.lane import Lane
+from passerelle.engine.http.plain_head import (
+    CONNECTION,
+    KEEP_ALIVE,
+    connection_option,
+    header_kind,
+)
 from passerelle.engine.http.rules import RequestFacts, normalise_host
 from passerelle.engine.http.sockio import send_all
 from passerelle.engine.http.upstream import (
@@ -131,6 +138,7 @@ class HeaderPlan:
         "_client_tails",
         "request_added",
         "request_forward_drop",
+        "response_adds",
         "response_end",
         "response_end_close",
         "response_end_keep_alive",
@@ -160,6 +168,7 @@ class HeaderPlan:
         self.request_added = _lines(opts.request_add)
         # The end of a response head, serialised: added headers, Connection, the blank line.
         added = _lines(opts.response_add)
+        self.response_adds = bool(added)
         self.response_end = [*added, *HEAD_END]
         self.response_end_close = [*added, b"Connection: close", *HEAD_END]
         self.response_end_keep_alive = [*added, b"Connection: keep-alive", *HEAD_END]
@@ -897,6 +906,45 @@ class HttpProxyConnection:
         end = self._next_server_event(conn, self.vs.idle_timeout, True)
         assert isinstance(end, EndOfMessage)
 
+    def as_received(
+        self,
+        head: RequestHead,
+        response: ResponseHead,
+        route: PoolRoute,
+        set_cookie: bool,
+        keep: bool,
+    ) -> bool:
+        """Whether the response's bytes (``response.whole``) can go to the client as they came.
+
+        So they can when the head built for the client would say the same: a plain HTTP/1.1
+        head with no header left out, to an HTTP/1.1 client kept alive (``keep``), nothing
+        added or set, and no server cookie to learn from it. A last
+        ``Connection: keep-alive`` line may stay: it says what the proxy would say.
+        """
+        received = response.lines
+        if (
+            not received
+            or not response.whole
+            or set_cookie
+            or route.pool.persistence_mode == "server_cookie"
+            or not keep
+            or head.version != b"1.1"
+            or response.version != b"1.1"
+            or self.plan.response_adds
+        ):
+            return False
+        colons = response.colons
+        count = len(colons)
+        if response.connection:
+            if (
+                len(response.connection) != 1
+                or connection_option(response.connection[0]) != KEEP_ALIVE
+                or header_kind(received[count], colons[count - 1]) != CONNECTION
+            ):
+                return False
+            count -= 1
+        return self.plan.response_forward_drop.keeps_all(received, colons, count)
+
     def _response_head(
         self,
         response: ResponseHead,
@@ -952,6 +1000,11 @@ class HttpProxyConnection:
         client_keep: bool,
     ) -> tuple[bool, bool]:
         """Relay the response; (client connection may continue, server connection reusable)."""
+        if response.whole and self.as_received(head, response, route, set_cookie, client_keep):
+            skip_message(conn.reader)
+            self.responded = True
+            self._send_client(response.whole)
+            return True, True
         framing, keep, head_bytes, close_delimited = self._response_start(
             head, response, route, conn, set_cookie, client_keep
         )

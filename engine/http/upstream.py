@@ -11,7 +11,6 @@ import contextlib
 import socket
 import ssl
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from gevent import monkey
@@ -43,12 +42,23 @@ class ServerFailed(Exception):
         self.status = status  # what the client is told, if it has not had a response yet
 
 
+class ResponseListener:
+    """What a lane is to the server connection its request went out on: told when the
+    server sends something (see ServerConnection.watch)."""
+
+    __slots__ = ()
+
+    def server_readable(self) -> None:
+        raise NotImplementedError
+
+
 class ServerConnection:
     __slots__ = (
         "closed",
         "fd",
         "idle_since",
         "key",
+        "listener",
         "reader",
         "reused",
         "send",
@@ -57,6 +67,7 @@ class ServerConnection:
         "timeout",
         "tls",
         "watcher",
+        "watching",
     )
 
     def __init__(self, sock: socket.socket, server: ServerRuntime, key: PoolKey) -> None:
@@ -71,9 +82,13 @@ class ServerConnection:
         self.timeout: float | None = None  # what sock.settimeout() was last given
         self.closed = False
         self.tls = getattr(sock, "_sslobj", None)  # OpenSSL's connection, for TLS to the server
-        # The lane's read watcher. It stays started while the connection waits in the pool
-        # (see drop_idle): stopping and restarting it per request would cost system calls.
+        # The lane's read watcher, with the connection itself as its callback. It stays
+        # started while the connection waits in the pool (see drop_idle): stopping and
+        # restarting it, or giving it another callback, per request would cost system calls
+        # and calls into gevent. Who is told of input is ``listener``: a lane, or nobody.
         self.watcher: Any = None  # gevent's io watcher, untyped
+        self.watching = False
+        self.listener: ResponseListener | None = None
 
     def recv(self, size: int, timeout: float) -> bytes:
         if timeout != self.timeout:
@@ -81,17 +96,35 @@ class ServerConnection:
             self.timeout = timeout
         return self.sock.recv(size)
 
-    def watch(self, callback: Callable[[], None]) -> None:
-        """Have the event loop call ``callback`` whenever the server sends something."""
-        watcher = self.watcher
-        if watcher is None:
-            watcher = self.watcher = get_hub().loop.io(self.sock.fileno(), _READ)
-        watcher.start(callback)
+    def watch(self, listener: ResponseListener) -> None:
+        """Have the event loop tell ``listener`` whenever the server sends something."""
+        self.listener = listener
+        if not self.watching:
+            watcher = self.watcher
+            if watcher is None:
+                watcher = self.watcher = get_hub().loop.io(self.fd, _READ)
+            watcher.start(self)
+            self.watching = True
+
+    def release(self) -> None:
+        """The exchange is over: input from now on, in the pool, ends the connection."""
+        self.listener = None
 
     def unwatch(self) -> None:
         """Stop the lane's watcher: a greenlet is about to wait on the socket itself."""
+        self.listener = None
         if self.watcher is not None:
             self.watcher.stop()
+        self.watching = False
+
+    def __call__(self) -> None:
+        """The socket is readable: the watcher's callback (a bound method would be one more
+        object per pooled connection)."""
+        listener = self.listener
+        if listener is None:
+            self.drop_idle()
+        else:
+            listener.server_readable()
 
     def drop_idle(self) -> None:
         """Input on an idle pooled connection is its end: EOF, a reset or junk.
@@ -111,6 +144,8 @@ class ServerConnection:
 
     def close(self) -> None:
         self.closed = True
+        self.listener = None
+        self.watching = False
         watcher = self.watcher
         if watcher is not None:
             # Before the descriptor goes: the loop must not watch a number the kernel reuses.

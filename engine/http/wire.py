@@ -140,6 +140,17 @@ class DropSet:
             lines.append(name + b": " + value)
         return lines
 
+    def keeps_all(self, received: list[bytes], colons: list[int], count: int) -> bool:
+        """Whether none of the first ``count`` header lines of a head as received is left out
+        (see kept_lines)."""
+        names, lengths = self.names, self.lengths
+        longest = len(lengths)
+        for index in range(count):
+            colon = colons[index]
+            if colon < longest and lengths[colon] and received[index + 1][:colon].lower() in names:
+                return False
+        return True
+
     def kept_lines(self, received: list[bytes], colons: list[int]) -> list[bytes]:
         """The header lines of a head as received (start line first, then one per colon in
         ``colons``; see plain_head.header_colons) that are not left out, in order."""

@@ -457,6 +457,43 @@ def test_headers_named_by_connection_stay_on_their_hop(l7, raw):
         assert request.head.get(b"connection") is None, request.head.raw
 
 
+def test_a_response_the_proxy_would_not_change_reaches_the_client_byte_for_byte(l7, raw):
+    """A plain response whose head, forwarded, would say the same goes on as the server sent
+    it, a last ``Connection: keep-alive`` included; one with a hop-by-hop header to drop, or
+    to a client that asked to close, is rebuilt."""
+    unchanged = (
+        b"HTTP/1.1 200 Fine\r\nServer: raw\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n"
+    )
+    with_hop_header = (
+        b"HTTP/1.1 200 Fine\r\nContent-Length: 3\r\nKeep-Alive: timeout=5\r\n"
+        b"Connection: Keep-Alive\r\n\r\nok\n"
+    )
+    server = raw(serving(lambda m: unchanged if m.head.target == b"/same" else with_hop_header))
+    [port] = l7.deploy(l7_service(server))
+    client = Stream.connect(port)
+    try:
+        # The first request opens a server connection (the general code), later ones find it
+        # idle (the lane): both send the same bytes.
+        for _ in range(3):
+            client.send(b"GET /same HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            answer = client.response()
+            assert answer.head.raw + answer.body == unchanged
+        client.send(b"GET /other HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        answer = client.response()
+        assert answer.body == b"ok\n"
+        assert answer.head.get(b"keep-alive") is None, answer.head.raw
+        assert answer.head.get(b"connection") is None, answer.head.raw
+        client.send(b"GET /same HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        answer = client.response()
+        assert answer.body == b"ok\n"
+        assert answer.head.get(b"connection") == b"close", answer.head.raw
+        assert client.closed_within(2.0)
+    finally:
+        client.close()
+    assert len(server.requests) == 5
+
+
 # -- timeouts and stale server connections -----------------------------------------------------
 
 
