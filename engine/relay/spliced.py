@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, MutableSequence
+from collections.abc import Callable
 from typing import Any, Final
 
 from gevent.hub import get_hub
@@ -31,6 +31,7 @@ from gevent.hub import get_hub
 from passerelle.engine.relay import splice as pipes
 from passerelle.engine.relay.ends import close_both, shutdown_write
 from passerelle.engine.relay.tally import ByteTally
+from passerelle.engine.stats.deferred import DeferredCounts
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class _Direction:
     """Bytes from one socket to the other: a read watcher, and a write watcher when blocked."""
 
     __slots__ = (
-        "cells",
+        "counts",
         "dst",
         "dst_fd",
         "ended",
@@ -88,9 +89,9 @@ class _Direction:
         self.dst = dst
         self.dst_fd = dst.fileno()
         self.up = up
-        # The two cells delivered bytes are added to; without a tally, a scratch cell of its own
-        # (cheaper than asking, per message, whether there is one).
-        self.cells: MutableSequence[int] = [0] if tally is None else tally.cells
+        # The two cells delivered bytes are added to, held natively: a call through the tally
+        # per message would cost more than the message's own work.
+        self.counts: DeferredCounts | None = None if tally is None else tally.counts
         self.first, self.second = (0, 0) if tally is None else tally.up if up else tally.down
         self.moved = 0  # bytes delivered to the destination
         self.reader = relay.loop.io(self.src_fd, _READ)
@@ -127,9 +128,10 @@ class _Direction:
                 sent = 0
             if sent:
                 self.moved += sent
-                cells = self.cells
-                cells[self.first] += sent
-                cells[self.second] += sent
+                counts = self.counts
+                if counts is not None:
+                    counts.add(self.first, sent)
+                    counts.add(self.second, sent)
             if sent < size:
                 self.unsent = data[sent:]
                 self._wait_for_room()
@@ -154,9 +156,10 @@ class _Direction:
 
     def _delivered(self, count: int) -> None:
         self.moved += count
-        cells = self.cells
-        cells[self.first] += count
-        cells[self.second] += count
+        counts = self.counts
+        if counts is not None:
+            counts.add(self.first, count)
+            counts.add(self.second, count)
 
     def _splice(self) -> None:
         pipe = self.pipe

@@ -90,7 +90,9 @@ def handle_tcp(
 
         # Bytes are added to the service's and the server's counters as they are delivered.
         tally = ByteTally(
-            row, (vs_base + BYTES_IN, s_base + BYTES_IN), (vs_base + BYTES_OUT, s_base + BYTES_OUT)
+            ctx.counts,
+            (vs_base + BYTES_IN, s_base + BYTES_IN),
+            (vs_base + BYTES_OUT, s_base + BYTES_OUT),
         )
 
         def ended(_up: int, _down: int) -> None:

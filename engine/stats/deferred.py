@@ -13,7 +13,7 @@ late: the flush runs before the worker's loop next waits for events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from typing import Any, Final
 
 from librt.vecs import vec
@@ -27,7 +27,9 @@ CELLS: Final = SLOTS * WIDTH
 class DeferredCounts:
     """One worker's held-back additions to its row: ``add(slot * WIDTH + counter, amount)``."""
 
-    def __init__(self, row: memoryview, schedule: Callable[[Callable[[], None]], Any]) -> None:
+    def __init__(
+        self, row: MutableSequence[int], schedule: Callable[[Callable[[], None]], Any]
+    ) -> None:
         self.row = row
         # Runs a function once the current loop iteration's callbacks are done (the hub's
         # loop.run_callback), so a burst of requests is written once.
