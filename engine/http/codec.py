@@ -34,6 +34,7 @@ from itertools import chain
 from typing import Any, Final, NoReturn
 
 import httptools
+from mypy_extensions import i64
 
 from .plain_head import (
     CLOSE,
@@ -99,6 +100,7 @@ class _Record:
 # The ``lines`` and ``colons`` of a head that llhttp read: its lines as received are not kept.
 NO_LINES: Final[list[bytes]] = []
 NO_COLONS: Final[list[int]] = []
+_QUESTION_MARK: Final = 0x3F
 
 
 class _HeaderLookup(_Record):
@@ -139,6 +141,11 @@ class _HeaderLookup(_Record):
             if len(key) == size and key.lower() == name:
                 return value
         return None
+
+    def text(self, name: str) -> str | None:
+        """First value of header ``name`` (given lowercase) as text, for content switching."""
+        value = self.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
 
     def get_all(self, name: bytes) -> list[bytes]:
         """Every value of header ``name`` (given lowercase), in order."""
@@ -209,9 +216,15 @@ class RequestHead(_HeaderLookup):
     @property
     def path(self) -> bytes:
         """The target without its query string."""
+        # A byte loop, not find(): compiled, find() is a call through the method lookup.
         target = self.target
-        end = target.find(b"?")
-        return target if end < 0 else target[:end]
+        size: i64 = len(target)
+        index: i64 = 0
+        while index < size:
+            if target[index] == _QUESTION_MARK:
+                return target[:index]
+            index += 1
+        return target
 
 
 class ResponseHead(_HeaderLookup):
@@ -914,6 +927,16 @@ class ResponseReader(_Reader):
         self._status = 0
         _Reader._start(self)
 
+    def skip_whole(self) -> None:
+        """Drop the body and end queued after a head that was taken (see skip_message)."""
+        events = self._events
+        # A plain response read whole is alone in its chunk: its body, then its end.
+        if len(events) <= 2 and events and events[-1] is END_OF_MESSAGE:
+            events.clear()
+            return
+        while type(self.next_event()) is Body:
+            pass
+
     def between_messages(self) -> bool:
         """Whether the last response ended cleanly, so the next one can be read as it is."""
         return (
@@ -1169,8 +1192,7 @@ _NOT_PLAIN: Final = -2
 def skip_message(reader: ResponseReader) -> None:
     """Take the events of a response whose head was taken and whose bytes are all in: its
     body, then its end (they go on as ``ResponseHead.whole``)."""
-    while type(reader.next_event()) is Body:
-        pass
+    reader.skip_whole()
 
 
 def _plain_fields(

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:  # a worker reads the plain copy (runtime/snapshot.py), never pydantic
     from passerelle.engine.model.config import Rule, VirtualService
+
+
+# Host headers seen lately, normalised: a client sends the same one on every request.
+_normalised_hosts: Final[dict[bytes, str]] = {}
+_NORMALISED_HOSTS_KEPT: Final = 1024
 
 
 def normalise_host(host: bytes | None) -> str:
@@ -23,6 +28,17 @@ def normalise_host(host: bytes | None) -> str:
     """
     if not host:
         return ""
+    known = _normalised_hosts.get(host)
+    if known is not None:
+        return known
+    text = _normalised(host)
+    if len(_normalised_hosts) >= _NORMALISED_HOSTS_KEPT:
+        _normalised_hosts.clear()
+    _normalised_hosts[host] = text
+    return text
+
+
+def _normalised(host: bytes) -> str:
     text = host.decode("latin-1").strip().lower()
     if text.startswith("["):
         end = text.find("]")

@@ -274,6 +274,22 @@ def test_path_drops_the_query(target: bytes, path: bytes) -> None:
     assert (head.target, head.path) == (target, path)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Client:  caf\xe9 \r\nx-client: 2\r\n\r\n",  # llhttp
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Client:  cafe \r\nx-client: 2\r\n\r\n",  # plain
+    ],
+)
+def test_a_header_reads_as_text_for_rules_whichever_reading_took_it(data: bytes) -> None:
+    head = feed_all(RequestReader(), data)[0]
+    assert isinstance(head, RequestHead)
+    expected = "caf\xe9" if b"\xe9" in data else "cafe"
+    assert head.text("x-client") == expected  # the first value, OWS stripped
+    assert head.text("x-missing") is None
+    assert head.get_all(b"x-client") == [expected.encode("latin-1"), b"2"]
+
+
 def test_absolute_form_target_is_kept_as_sent() -> None:
     head = feed_all(RequestReader(), req(line=b"GET http://example.test/x?y HTTP/1.1"))[0]
     assert isinstance(head, RequestHead)
