@@ -928,7 +928,8 @@ class ResponseReader(_Reader):
         _Reader._start(self)
 
     def skip_whole(self) -> None:
-        """Drop the body and end queued after a head that was taken (see skip_message)."""
+        """Take the events queued after a head that was taken and whose bytes are all in: its
+        body, then its end (they go on as ``ResponseHead.whole``)."""
         events = self._events
         # A plain response read whole is alone in its chunk: its body, then its end.
         if len(events) <= 2 and events and events[-1] is END_OF_MESSAGE:
@@ -1187,12 +1188,6 @@ class ResponseReader(_Reader):
 
 
 _NOT_PLAIN: Final = -2
-
-
-def skip_message(reader: ResponseReader) -> None:
-    """Take the events of a response whose head was taken and whose bytes are all in: its
-    body, then its end (they go on as ``ResponseHead.whole``)."""
-    reader.skip_whole()
 
 
 def _plain_fields(

@@ -35,7 +35,6 @@ from passerelle.engine.http.codec import (
     HttpError,
     RequestHead,
     RequestReader,
-    skip_message,
 )
 from passerelle.engine.http.upstream import ResponseListener, ServerConnection, ServerFailed
 from passerelle.engine.http.wire import is_connection_auth
@@ -492,7 +491,7 @@ class Lane(ResponseListener):
         if response.whole and proxy.as_received(
             head, response, route, exchange.set_cookie, head.keep_alive
         ):
-            skip_message(conn.reader)
+            conn.reader.skip_whole()
             proxy.responded = True
             self._finish(exchange, response.whole, True, True)
             return

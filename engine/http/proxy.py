@@ -40,7 +40,6 @@ from passerelle.engine.http.codec import (
     RequestReader,
     ResponseHead,
     Upgraded,
-    skip_message,
 )
 from passerelle.engine.http.lane import Lane
 from passerelle.engine.http.plain_head import (
@@ -991,7 +990,7 @@ class HttpProxyConnection:
     ) -> tuple[bool, bool]:
         """Relay the response; (client connection may continue, server connection reusable)."""
         if response.whole and self.as_received(head, response, route, set_cookie, client_keep):
-            skip_message(conn.reader)
+            conn.reader.skip_whole()
             self.responded = True
             self._send_client(response.whole)
             return True, True
