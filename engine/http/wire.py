@@ -128,42 +128,34 @@ class DropSet:
     def __or__(self, more: frozenset[bytes]) -> DropSet:
         return DropSet(self.names | more)
 
+    def leaves_out(self, text: bytes, size: int) -> bool:
+        """Whether the header named by the first ``size`` bytes of ``text`` (a name, or a
+        header line whose colon is at ``size``) is left out."""
+        lengths = self.lengths
+        return size < len(lengths) and lengths[size] != 0 and text[:size].lower() in self.names
+
     def head_lines(self, headers: list[tuple[bytes, bytes]]) -> list[bytes]:
         """``Name: value`` for each header not left out, in order."""
-        names, lengths = self.names, self.lengths
-        longest = len(lengths)
-        lines = []
-        for name, value in headers:
-            size = len(name)
-            if size < longest and lengths[size] and name.lower() in names:
-                continue
-            lines.append(name + b": " + value)
-        return lines
+        return [
+            name + b": " + value for name, value in headers if not self.leaves_out(name, len(name))
+        ]
 
     def keeps_all(self, received: list[bytes], colons: list[int], count: int) -> bool:
         """Whether none of the first ``count`` header lines of a head as received is left out
         (see kept_lines)."""
-        names, lengths = self.names, self.lengths
-        longest = len(lengths)
         for index in range(count):
-            colon = colons[index]
-            if colon < longest and lengths[colon] and received[index + 1][:colon].lower() in names:
+            if self.leaves_out(received[index + 1], colons[index]):
                 return False
         return True
 
     def kept_lines(self, received: list[bytes], colons: list[int]) -> list[bytes]:
         """The header lines of a head as received (start line first, then one per colon in
         ``colons``; see plain_head.header_colons) that are not left out, in order."""
-        names, lengths = self.names, self.lengths
-        longest = len(lengths)
-        lines = []
-        for index in range(len(colons)):
-            colon = colons[index]
-            line = received[index + 1]
-            if colon < longest and lengths[colon] and line[:colon].lower() in names:
-                continue
-            lines.append(line)
-        return lines
+        return [
+            received[index + 1]
+            for index in range(len(colons))
+            if not self.leaves_out(received[index + 1], colons[index])
+        ]
 
 
 # Joined with CRLF after the start line and the header lines, these end the head.

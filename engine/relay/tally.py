@@ -25,9 +25,7 @@ class ByteTally:
 
     def add(self, up: int, down: int) -> None:
         counts = self.counts
-        if up:
-            for index in self.up:
-                counts.add(index, up)
-        if down:
-            for index in self.down:
-                counts.add(index, down)
+        for index in self.up:
+            counts.add(index, up)
+        for index in self.down:
+            counts.add(index, down)
