@@ -113,6 +113,18 @@ def server_context(
     return default
 
 
+class RecordedNames:
+    """What the SNI callback records on a server-side connection, defaulted on the class.
+
+    Without the defaults, reading them on a connection whose handshake ran no callback (one
+    certificate, no rule reading the server name) fails twice before ``getattr`` gives its
+    default: once on the socket, once more on the raw socket gevent's falls back to.
+    """
+
+    passerelle_server_name: str | None = None
+    passerelle_certificate: str | None = None
+
+
 def chosen_certificate(ssl_sock: Any) -> str | None:
     """Name of the certificate presented on a server-side connection (after the handshake)."""
     name = getattr(ssl_sock, _CERT_ATTR, None)

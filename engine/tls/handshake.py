@@ -17,13 +17,15 @@ from gevent import socket as gsocket
 from gevent import ssl as gssl
 from gevent.hub import get_hub
 
+from passerelle.engine.tls.contexts import RecordedNames
+
 log = logging.getLogger(__name__)
 
 _READ = 1
 _WRITE = 2
 
 
-class AcceptedTls(gssl.SSLSocket):
+class AcceptedTls(RecordedNames, gssl.SSLSocket):
     """gevent's SSLSocket for a connection just accepted, server side, handshake not started.
 
     Built straight on the accepted descriptor: gevent's constructor first checks what any
