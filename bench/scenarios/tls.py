@@ -40,6 +40,15 @@ def measure_offload(rig: Rig) -> list[Row]:
         scheme="https",
         label="ECDSA keep-alive ",
     )
+    rows += rate_rows(
+        rig,
+        "tls",
+        "tls-ecdsa",
+        connections=rig.settings.connections[:1],
+        scheme="https",
+        headers=("Connection: close",),
+        label="ECDSA new connection per request (resumed) ",
+    )
     for kind, title in KEY_TYPES.items():
         cost = Row("tls", f"{title} proxy CPU µs/full handshake", False)
         per_core = Row("tls", f"{title} full handshakes/s per proxy core", True)
