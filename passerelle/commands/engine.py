@@ -71,7 +71,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the keepalived program run for an HA pair (default: %(default)s)",
     )
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default="INFO",
+        type=str.upper,  # "warning" and "WARNING" alike, as syslog levels are usually written
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
     )
     parser.set_defaults(run=run)
 

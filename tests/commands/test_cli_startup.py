@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from passerelle import cli
-from passerelle.cli import COMMANDS, main
+from passerelle.cli import COMMANDS, build_parser, main
 from passerelle.engine.manage.store import ConfigStore
 
 # Loaded by other commands only; each costs a noticeable part of a command's start.
@@ -132,3 +132,11 @@ def test_only_the_program_freezes_the_collector_on_its_way_out(
         assert gc.get_freeze_count() > frozen
     finally:
         gc.unfreeze()
+
+
+def test_the_engine_takes_its_log_level_in_either_case() -> None:
+    parser = build_parser("engine")
+    assert parser.parse_args(["engine", "--log-level", "warning"]).log_level == "WARNING"
+    assert parser.parse_args(["engine", "--log-level", "Debug"]).log_level == "DEBUG"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["engine", "--log-level", "verbose"])
