@@ -1,0 +1,245 @@
+"""Instructions one engine worker executes per request, counted by callgrind:
+``python -m bench.instructions [--scenario l7|switch|l4] [--in-flight K] [--requests N1,N2]``.
+
+Requests per second on a shared two-core host swing by 20-30% from one run to the next; the
+user-space instructions of one worker repeat to within about 1%, so they show what a change to
+the request path is worth before any load run. The engine runs with one worker under
+``valgrind --tool=callgrind`` (which follows the forked worker), the bench's nginx back ends
+answer, and a client sends N1 requests in one run and N2 in another: (I(N2) - I(N1)) / (N2 - N1)
+leaves start-up and shut-down out. Kernel time is not counted (callgrind sees user space only).
+
+``--in-flight K`` opens K keep-alive connections and sends a request on each before reading any
+answer, as a loaded worker sees them (about 25 requests per event-loop turn at 50 wrk
+connections); ``--in-flight 1`` sends one request at a time on one connection, so the loop turns
+once per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.backends import BackEnds
+from bench.net import LOOPBACK, free_port, wait_http
+from bench.placement import Placement, pinned
+from bench.procs import descendants
+from bench.proxies.passerelle import configuration
+from bench.scenarios.throughput import l4_service, l7_service, switch_service
+from bench.services import SWITCH_HOST, Certificate, Service, make_certificate
+
+SCENARIOS: dict[str, Callable[[BackEnds, dict[str, Certificate]], list[Service]]] = {
+    "l7": l7_service,
+    "switch": switch_service,
+    "l4": l4_service,
+}
+START_TIMEOUT = 180.0  # an interpreter under callgrind starts about fifty times slower
+STOP_TIMEOUT = 60.0
+CLIENT_TIMEOUT = 600.0
+
+
+class Client:
+    """``in_flight`` keep-alive connections; each round sends one request on every connection
+    before it reads any answer."""
+
+    def __init__(self, port: int, in_flight: int, host: str) -> None:
+        self.request = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode("ascii")
+        self.connections = [
+            socket.create_connection((LOOPBACK, port), timeout=CLIENT_TIMEOUT)
+            for _ in range(in_flight)
+        ]
+        self.pending = [b""] * in_flight
+
+    def send(self, count: int) -> None:
+        done = 0
+        while done < count:
+            batch = self.connections[: count - done]
+            for conn in batch:
+                conn.sendall(self.request)
+            for index, conn in enumerate(batch):
+                self._read_response(index, conn)
+            done += len(batch)
+
+    def _read_response(self, index: int, conn: socket.socket) -> None:
+        data = self.pending[index]
+        while b"\r\n\r\n" not in data:
+            data += self._recv(conn)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise ConnectionError(f"unexpected answer: {head[:80]!r}")
+        length = _content_length(head)
+        while len(rest) < length:
+            rest += self._recv(conn)
+        self.pending[index] = rest[length:]
+
+    @staticmethod
+    def _recv(conn: socket.socket) -> bytes:
+        data = conn.recv(65536)
+        if not data:
+            raise ConnectionError("the engine closed a keep-alive connection")
+        return data
+
+    def close(self) -> None:
+        for conn in self.connections:
+            conn.close()
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    raise ConnectionError("an answer without Content-Length")
+
+
+def _worker_total(out_file: Path) -> int:
+    """The instruction total callgrind wrote for one process."""
+    for line in out_file.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"{out_file}: no totals (did the worker exit normally?)")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has finished, and written its counts)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
+
+
+def _stop(engine: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM to the supervisor, then wait for it and its worker to exit: callgrind writes a
+    process's counts as it exits."""
+    tree = [engine.pid, *descendants(engine.pid)]
+    engine.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    try:
+        engine.wait(timeout)
+        while any(_running(pid) for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    except subprocess.TimeoutExpired:
+        pass
+    if any(_running(pid) for pid in tree):
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        engine.wait()
+        raise RuntimeError("the engine did not stop in time; its counts were not written")
+
+
+def count_once(
+    workdir: Path, config: dict, port: int, placement: Placement, run: Callable[[], None]
+) -> int:
+    """Worker instructions over one engine lifetime in which ``run`` sends its requests."""
+    folder = Path(tempfile.mkdtemp(dir=workdir))
+    (folder / "config.json").write_text(json.dumps(config))
+    argv = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={folder}/callgrind.%p",
+        sys.executable,
+        "-m",
+        "passerelle",
+        "engine",
+        "--config",
+        str(folder / "config.json"),
+        "--db",
+        str(folder / "db"),
+        "--workers",
+        "1",
+        "--admin",
+        "off",
+        "--management",
+        "off",
+        "--log-level",
+        "WARNING",
+    ]
+    cpus = placement.proxy_cpus
+    with (folder / "engine.log").open("wb") as log:
+        engine = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
+    try:
+        wait_http(port, timeout=START_TIMEOUT)
+        workers = descendants(engine.pid)
+        if len(workers) != 1:
+            raise RuntimeError(f"expected one worker under the supervisor, found {workers}")
+        run()
+    finally:
+        _stop(engine, STOP_TIMEOUT)
+    return _worker_total(folder / f"callgrind.{workers[0]}")
+
+
+def per_request(scenario: str, in_flight: int, first: int, second: int, workdir: Path) -> float:
+    placement = pinned()
+    certificate = make_certificate(workdir, "backends", "ecdsa-p256")
+    backends = BackEnds(workdir, placement, certificate).start()
+    try:
+        services = SCENARIOS[scenario](backends, {})
+        port = free_port()
+        config = configuration(services, {services[0].name: port})
+        host = SWITCH_HOST if scenario == "switch" else "bench.test"
+
+        def sending(count: int) -> Callable[[], None]:
+            def run() -> None:
+                client = Client(port, in_flight, host)
+                try:
+                    client.send(count)
+                finally:
+                    client.close()
+
+            return run
+
+        low = count_once(workdir, config, port, placement, sending(first))
+        high = count_once(workdir, config, port, placement, sending(second))
+    finally:
+        backends.stop()
+    return (high - low) / (second - first)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.instructions",
+        description="Worker instructions per request, counted by callgrind.",
+    )
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="l7")
+    parser.add_argument("--in-flight", type=int, default=25, help="requests in flight (25)")
+    parser.add_argument(
+        "--requests", default="1000,4000", help="requests in the two runs (1000,4000)"
+    )
+    args = parser.parse_args(argv)
+    first, second = (int(n) for n in args.requests.split(","))
+    if not 0 < first < second or args.in_flight < 1:
+        parser.error("--requests needs two counts, the first smaller; --in-flight at least 1")
+    if shutil.which("valgrind") is None:
+        parser.error("valgrind is not installed (apt-get install valgrind)")
+    workdir = Path(tempfile.mkdtemp(prefix="passerelle-instructions-"))
+    try:
+        count = per_request(args.scenario, args.in_flight, first, second, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(
+        f"{args.scenario}, {args.in_flight} in flight: {count:,.0f} worker instructions "
+        f"per request ({first} and {second} requests)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

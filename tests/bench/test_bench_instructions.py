@@ -1,0 +1,77 @@
+"""The instruction counter runs the engine under callgrind with the bench's back ends and a
+client holding requests in flight, and reports the worker's instructions per request."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.instructions import Client, _content_length
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_an_answer_is_read_to_the_end_of_its_body() -> None:
+    assert _content_length(b"HTTP/1.1 200 OK\r\nServer: x\r\ncontent-length: 3") == 3
+    with pytest.raises(ConnectionError):
+        _content_length(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked")
+
+
+def test_the_client_keeps_its_requests_in_flight_and_reads_every_answer() -> None:
+    # A server that answers only once every connection has sent: a client that waited for an
+    # answer before sending on the next connection would hang here.
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def serve() -> None:
+        peers = [listener.accept()[0] for _ in range(3)]
+        for _ in range(2):  # two rounds of three requests
+            for peer in peers:
+                data = b""
+                while not data.endswith(b"\r\n\r\n"):
+                    data += peer.recv(1024)
+            for peer in peers:
+                peer.sendall(answer[:20])
+            for peer in peers:
+                peer.sendall(answer[20:])
+        for peer in peers:
+            peer.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    client = Client(port, 3, "bench.test")
+    for conn in client.connections:
+        conn.settimeout(10)
+    client.send(6)
+    client.close()
+    server.join(10)
+    listener.close()
+    assert not server.is_alive()
+
+
+@pytest.mark.timeout(400)
+def test_the_worker_instructions_per_request_are_counted(tmp_path: Path) -> None:
+    if shutil.which("valgrind") is None or shutil.which("nginx") is None:
+        pytest.skip("valgrind and nginx are installed by scripts/setup")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "--in-flight", "5", "--requests", "50,250"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=380,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = re.search(r"l7, 5 in flight: ([\d,]+) worker instructions per request", done.stdout)
+    assert found, done.stdout
+    # A proxied keep-alive request costs tens of thousands of instructions in the worker;
+    # a count far off that means the runs were not told apart or the wrong process was read.
+    assert 10_000 < int(found.group(1).replace(",", "")) < 400_000, done.stdout
