@@ -142,8 +142,9 @@ def _stop(engine: subprocess.Popen[bytes], timeout: float) -> None:
 
 def count_once(
     workdir: Path, config: dict, port: int, placement: Placement, run: Callable[[], None]
-) -> int:
-    """Worker instructions over one engine lifetime in which ``run`` sends its requests."""
+) -> tuple[int, Path]:
+    """Worker instructions over one engine lifetime in which ``run`` sends its requests, and
+    the worker's callgrind file."""
     folder = Path(tempfile.mkdtemp(dir=workdir))
     (folder / "config.json").write_text(json.dumps(config))
     argv = [
@@ -183,10 +184,14 @@ def count_once(
         run()
     finally:
         _stop(engine, STOP_TIMEOUT)
-    return _worker_total(folder / f"callgrind.{workers[0]}")
+    out_file = folder / f"callgrind.{workers[0]}"
+    return _worker_total(out_file), out_file
 
 
-def per_request(scenario: str, in_flight: int, first: int, second: int, workdir: Path) -> float:
+def per_request(
+    scenario: str, in_flight: int, first: int, second: int, workdir: Path
+) -> tuple[float, list[Path]]:
+    """Worker instructions per request, and the callgrind files of the two runs."""
     placement = pinned()
     certificate = make_certificate(workdir, "backends", "ecdsa-p256")
     backends = BackEnds(workdir, placement, certificate).start()
@@ -206,11 +211,11 @@ def per_request(scenario: str, in_flight: int, first: int, second: int, workdir:
 
             return run
 
-        low = count_once(workdir, config, port, placement, sending(first))
-        high = count_once(workdir, config, port, placement, sending(second))
+        low, low_file = count_once(workdir, config, port, placement, sending(first))
+        high, high_file = count_once(workdir, config, port, placement, sending(second))
     finally:
         backends.stop()
-    return (high - low) / (second - first)
+    return (high - low) / (second - first), [low_file, high_file]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--requests", default="1000,4000", help="requests in the two runs (1000,4000)"
     )
+    parser.add_argument(
+        "--keep-files",
+        action="store_true",
+        help="keep the worker's callgrind files (for callgrind_annotate) and print where",
+    )
     args = parser.parse_args(argv)
     first, second = (int(n) for n in args.requests.split(","))
     if not 0 < first < second or args.in_flight < 1:
@@ -231,13 +241,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("valgrind is not installed (apt-get install valgrind)")
     workdir = Path(tempfile.mkdtemp(prefix="passerelle-instructions-"))
     try:
-        count = per_request(args.scenario, args.in_flight, first, second, workdir)
+        count, files = per_request(args.scenario, args.in_flight, first, second, workdir)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not args.keep_files:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(
         f"{args.scenario}, {args.in_flight} in flight: {count:,.0f} worker instructions "
         f"per request ({first} and {second} requests)"
     )
+    if args.keep_files:
+        print("callgrind files:", *files)
     return 0
 
 

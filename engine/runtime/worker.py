@@ -98,7 +98,8 @@ def unpickled_config(text: str) -> Config:
 class Worker:
     def __init__(self, index: int, table: CounterTable) -> None:
         row = table.row(index)
-        counts = DeferredCounts(row, gevent.get_hub().loop.run_callback)
+        counts = DeferredCounts(row)
+        self.flusher = counts.flush_before_each_wait(gevent.get_hub().loop)
         self.ctx = WorkerContext(index=index, table=table, row=row, counts=counts)
         self.idle = IdlePool()
         self.authority = AuthorityClient()

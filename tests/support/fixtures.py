@@ -10,6 +10,7 @@ import pytest
 from passerelle.demo.backends import SampleServer, TcpPort
 
 from support.engine import EngineProcess
+from support.held_counts import stop_flushing
 from support.http_peers import RawServers
 
 
@@ -52,3 +53,9 @@ def raw() -> Iterator[RawServers]:
     started = RawServers()
     yield started
     started.stop()
+
+
+@pytest.fixture(autouse=True)
+def _stop_flushing_held_counts() -> Iterator[None]:
+    yield
+    stop_flushing()

@@ -15,7 +15,8 @@ from gevent import socket as gsocket
 
 from passerelle.engine.relay import spliced, tcp
 from passerelle.engine.relay.tally import ByteTally
-from passerelle.engine.stats.deferred import DeferredCounts
+
+from support.held_counts import loop_flushed
 
 pytestmark = pytest.mark.skipif(not tcp.pipes.AVAILABLE, reason="no os.splice")
 
@@ -40,9 +41,7 @@ class Joined:
         back.close()
         self.cells = [0, 0, 0, 0]  # bytes delivered up (twice), down (twice)
         self.ended = gevent.event.AsyncResult()
-        tally = ByteTally(
-            DeferredCounts(self.cells, gevent.get_hub().loop.run_callback), (0, 1), (2, 3)
-        )
+        tally = ByteTally(loop_flushed(self.cells), (0, 1), (2, 3))
         tcp.start_relay(accepted, upstream, idle_timeout, tally, self._end)
 
     def _end(self, up: int, down: int) -> None:

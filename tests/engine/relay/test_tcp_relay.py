@@ -26,7 +26,8 @@ from gevent.server import StreamServer
 
 from passerelle.engine.relay import splice, tcp
 from passerelle.engine.relay.tally import ByteTally
-from passerelle.engine.stats.deferred import DeferredCounts
+
+from support.held_counts import loop_flushed
 
 PAYLOAD_SIZE = 50 * 1024 * 1024
 Address = tuple[str, int]
@@ -79,9 +80,7 @@ class Proxy:
         self.listener = _listener()
         self.address: Address = self.listener.getsockname()[:2]
         self.cells = [0, 0, 0, 0]  # bytes delivered up (twice), down (twice)
-        self.tally = ByteTally(
-            DeferredCounts(self.cells, gevent.get_hub().loop.run_callback), (0, 1), (2, 3)
-        )
+        self.tally = ByteTally(loop_flushed(self.cells), (0, 1), (2, 3))
         self.used_splice: bool | None = None
         self._target = target
         self._idle_timeout = idle_timeout
