@@ -48,6 +48,13 @@ def handshake(context: ssl.SSLContext, address: tuple[str, int]) -> bool:
         return session is not None and session.has_ticket
 
 
+def negotiated_version(host: str, port: int) -> str:
+    """The protocol version one handshake with the server ends on (``TLSv1.3``, ...)."""
+    raw = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+    with client_context().wrap_socket(raw) as tls:
+        return tls.version() or "none"
+
+
 def run(host: str, port: int, seconds: float) -> tuple[int, int]:
     """(handshakes completed, of which the server sent a ticket) in ``seconds``."""
     context = client_context()

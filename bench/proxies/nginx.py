@@ -46,6 +46,9 @@ def _http_server(
         tls = (
             f"  ssl_certificate {service.offload.cert_path};\n"
             f"  ssl_certificate_key {service.offload.key_path};\n"
+            # nginx 1.22 leaves TLS 1.3 out unless asked (it is in the default from 1.23.4):
+            # without this it negotiated TLS 1.2 where HAProxy and Passerelle speak TLS 1.3
+            "  ssl_protocols TLSv1.2 TLSv1.3;\n"
         )
     scheme = "https" if service.reencrypt else "http"
     return (

@@ -10,12 +10,16 @@ handshake and send its tickets), turned into handshakes per second per proxy cor
 from __future__ import annotations
 
 from bench.backends import BackEnds
+from bench.handshake_client import negotiated_version
 from bench.load import full_handshakes
+from bench.net import LOOPBACK
 from bench.scenarios.common import Rig, Row, guarded, proxy_cpu
 from bench.scenarios.throughput import rate_rows
 from bench.services import Certificate, Service
 
 KEY_TYPES = {"rsa": "RSA-2048", "ecdsa": "ECDSA P-256"}
+# Every product must speak the same protocol for its figures to compare.
+EXPECTED_VERSION = "TLSv1.3"
 
 
 def offload_services(backends: BackEnds, certificates: dict[str, Certificate]) -> list[Service]:
@@ -53,6 +57,11 @@ def measure_offload(rig: Rig) -> list[Row]:
         cost = Row("tls", f"{title} proxy CPU µs/full handshake", False)
         per_core = Row("tls", f"{title} full handshakes/s per proxy core", True)
         reached = Row("tls", f"{title} full handshakes/s reached (client-bound)", None)
+        for proxy in rig.proxies:
+            with guarded(cost, proxy.product):
+                version = negotiated_version(LOOPBACK, proxy.port(f"tls-{kind}"))
+                if version != EXPECTED_VERSION:
+                    cost.note(proxy.product, f"negotiated {version}, not {EXPECTED_VERSION}")
         for _, proxy in rig.rounds():
             with guarded(cost, proxy.product):
                 before = proxy_cpu(proxy)
