@@ -33,7 +33,7 @@ from pathlib import Path
 from bench.backends import BackEnds
 from bench.net import LOOPBACK, free_port, wait_http
 from bench.placement import Placement, pinned
-from bench.procs import descendants
+from bench.procs import Managed, running
 from bench.proxies.passerelle import configuration
 from bench.scenarios.throughput import l4_service, l7_service, switch_service
 from bench.services import SWITCH_HOST, Certificate, Service, make_certificate
@@ -111,33 +111,25 @@ def _total(out_file: Path) -> int | None:
     return None
 
 
-def _running(pid: int) -> bool:
-    """Whether ``pid`` still runs (a zombie has finished, and written its counts)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
-
-
-def _stop(engine: subprocess.Popen[bytes], timeout: float) -> None:
+def _stop(engine: Managed, timeout: float) -> None:
     """SIGTERM to the supervisor, then wait for it and its worker to exit: callgrind writes a
-    process's counts as it exits."""
-    tree = [engine.pid, *descendants(engine.pid)]
-    engine.send_signal(signal.SIGTERM)
+    process's counts as it exits. (``Managed.stop`` kills what outlives the supervisor at
+    once, before a worker under callgrind has written them.)"""
+    tree = engine.tree()
+    assert engine.process is not None
+    engine.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout
     try:
-        engine.wait(timeout)
-        while any(_running(pid) for pid in tree) and time.monotonic() < deadline:
+        engine.process.wait(timeout)
+        while any(running(pid) for pid in tree) and time.monotonic() < deadline:
             time.sleep(0.2)
     except subprocess.TimeoutExpired:
         pass
-    if any(_running(pid) for pid in tree):
+    if any(running(pid) for pid in tree):
         for pid in tree:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        engine.wait()
+        engine.process.wait()
         raise RuntimeError("the engine did not stop in time; its counts were not written")
 
 
@@ -169,14 +161,7 @@ def count_once(
         "--log-level",
         "WARNING",
     ]
-    cpus = placement.proxy_cpus
-    with (folder / "engine.log").open("wb") as log:
-        engine = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-        )
+    engine = Managed("engine", argv, placement.proxy_cpus, folder / "engine.log").start()
     try:
         wait_http(port, timeout=START_TIMEOUT)
         run()

@@ -125,6 +125,17 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` still runs: a zombie has finished (and flushed whatever it writes on
+    exit) even while its parent has not reaped it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
+
+
 def cpu_seconds(pids: Iterable[int]) -> float:
     """User + system CPU of the processes, including their children that have exited."""
     ticks = 0

@@ -17,6 +17,8 @@ from passerelle.engine.stats.counters import (
 )
 from passerelle.engine.stats.deferred import DeferredCounts
 
+from support.held_counts import loop_flushed
+
 
 @pytest.fixture
 def table(tmp_path: Path):
@@ -26,24 +28,19 @@ def table(tmp_path: Path):
 
 
 def test_additions_reach_the_shared_row_before_the_loop_waits(table: CounterTable) -> None:
-    row = table.row(1)
-    counts = DeferredCounts(row)
-    flusher = counts.flush_before_each_wait(gevent.get_hub().loop)
+    counts = loop_flushed(table.row(1))
     gevent.sleep(0.001)  # from the next loop iteration on (as in a worker, long before traffic)
-    try:
-        counts.add(3 * WIDTH + REQUESTS, 1)
-        counts.add(3 * WIDTH + REQUESTS, 1)
-        counts.add(3 * WIDTH + BYTES_OUT, 1500)
-        counts.add(7 * WIDTH + BYTES_OUT, 0)  # nothing to write
-        # Another reader (the supervisor) sees nothing held back yet.
-        assert table.value(3, REQUESTS) == 0
-        gevent.sleep(0.001)  # the loop waits, so it flushed first
-        assert table.value(3, REQUESTS) == 2
-        assert table.value(3, BYTES_OUT) == 1500
-        assert table.values(7) == [0] * WIDTH
-        assert table.row(0)[3 * WIDTH + REQUESTS] == 0  # only this worker's row
-    finally:
-        flusher.close()
+    counts.add(3 * WIDTH + REQUESTS, 1)
+    counts.add(3 * WIDTH + REQUESTS, 1)
+    counts.add(3 * WIDTH + BYTES_OUT, 1500)
+    counts.add(7 * WIDTH + BYTES_OUT, 0)  # nothing to write
+    # Another reader (the supervisor) sees nothing held back yet.
+    assert table.value(3, REQUESTS) == 0
+    gevent.sleep(0.001)  # the loop waits, so it flushed first
+    assert table.value(3, REQUESTS) == 2
+    assert table.value(3, BYTES_OUT) == 1500
+    assert table.values(7) == [0] * WIDTH
+    assert table.row(0)[3 * WIDTH + REQUESTS] == 0  # only this worker's row
 
 
 def test_what_a_greenlet_adds_is_written_in_the_same_iteration(table: CounterTable) -> None:
@@ -51,8 +48,7 @@ def test_what_a_greenlet_adds_is_written_in_the_same_iteration(table: CounterTab
     # prepare watcher, and the flush must come after it, or the total would wait for the
     # next event, however long that takes.
     row = table.row(0)
-    counts = DeferredCounts(row)
-    flusher = counts.flush_before_each_wait(gevent.get_hub().loop)
+    counts = loop_flushed(row)
     gevent.sleep(0.001)
     seen: list[int] = []
 
@@ -63,12 +59,9 @@ def test_what_a_greenlet_adds_is_written_in_the_same_iteration(table: CounterTab
         timer = gevent.get_hub().loop.timer(0)
         timer.start(lambda: (seen.append(row[4 * WIDTH + REQUESTS]), timer.close()))
 
-    try:
-        gevent.spawn(serve_then_look)
-        gevent.sleep(0.001)
-        assert seen == [1]
-    finally:
-        flusher.close()
+    gevent.spawn(serve_then_look)
+    gevent.sleep(0.001)
+    assert seen == [1]
 
 
 def test_each_flush_writes_what_was_added_since_the_last(table: CounterTable) -> None:
