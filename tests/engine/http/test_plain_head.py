@@ -21,6 +21,7 @@ from passerelle.engine.http.codec import (
 from passerelle.engine.http.plain_head import (
     decimal,
     head_lines,
+    head_size,
     header_pairs,
     request_line,
     status_code,
@@ -280,6 +281,36 @@ def test_generated_responses_read_alike(seed: int) -> None:
     for chunks, methods, limits in _cases(generated_response, seed, 3000):
         plain += compare(ResponseReader, chunks, methods, limits)
     assert plain > 150
+
+
+@pytest.mark.parametrize("generate", [generated_request, generated_response])
+def test_the_ways_to_find_a_head_find_the_same_lines(generate) -> None:  # type: ignore[no-untyped-def]
+    """A head that starts a chunk is split in one pass when the chunk ends with it, or by
+    partition() when the chunk is small; any other by a search from where it starts."""
+    plain = 0
+    for chunks, _, limits in _cases(generate, 7, 3000):
+        data = b"".join(chunks)
+        most_bytes, most_headers = (
+            limits.get("max_head_bytes", 65536),
+            limits.get("max_headers", 100),
+        )
+        lines = head_lines(data, 0, most_bytes, most_headers)
+        assert lines == head_lines(b"x" + data, 1, most_bytes, most_headers), data
+        assert lines == head_lines(data + b"x" * 4096, 0, most_bytes, most_headers), data
+        plain += bool(lines)
+        if lines:  # each way must stop at the limits exactly where the others stop
+            breaks = len(lines) - 1
+            least_bytes = head_size(lines) + breaks  # a byte a line over: see head_lines
+            for most_bytes, most_headers in (
+                (least_bytes, breaks),
+                (least_bytes - 1, breaks),
+                (least_bytes, breaks - 1),
+            ):
+                lines = head_lines(data, 0, most_bytes, most_headers)
+                assert lines == head_lines(b"x" + data, 1, most_bytes, most_headers), data
+                assert lines == head_lines(data + b"x" * 4096, 0, most_bytes, most_headers)
+                assert bool(lines) == (most_bytes == least_bytes and most_headers == breaks)
+    assert plain > 1000
 
 
 WRK_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
