@@ -1,5 +1,6 @@
 """Instructions one engine worker executes per request, counted by callgrind:
-``python -m bench.instructions [--scenario l7|switch|l4] [--in-flight K] [--requests N1,N2]``.
+``python -m bench.instructions [--scenario l7|switch|l4] [--in-flight K] [--requests N1,N2]
+[--product passerelle|haproxy]``.
 
 Requests per second on a shared two-core host swing by 20-30% from one run to the next; the
 user-space instructions of one worker repeat to within about 1%, so they show what a change to
@@ -12,6 +13,9 @@ leaves start-up and shut-down out. Kernel time is not counted (callgrind sees us
 answer, as a loaded worker sees them (about 25 requests per event-loop turn at 50 wrk
 connections); ``--in-flight 1`` sends one request at a time on one connection, so the loop turns
 once per request.
+
+``--product haproxy`` counts HAProxy (one thread, the bench's configuration) the same way, for
+the user-space side of the comparison: both products make the same system calls per request.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from bench.backends import BackEnds
 from bench.net import LOOPBACK, free_port, wait_http
 from bench.placement import Placement, pinned
 from bench.procs import Managed, running
+from bench.proxies.haproxy import configuration as haproxy_configuration
 from bench.proxies.passerelle import configuration
 from bench.scenarios.throughput import l4_service, l7_service, switch_service
 from bench.services import SWITCH_HOST, Certificate, Service, make_certificate
@@ -111,13 +116,13 @@ def _total(out_file: Path) -> int | None:
     return None
 
 
-def _stop(engine: Managed, timeout: float) -> None:
-    """SIGTERM to the supervisor, then wait for it and its worker to exit: callgrind writes a
-    process's counts as it exits. (``Managed.stop`` kills what outlives the supervisor at
-    once, before a worker under callgrind has written them.)"""
+def _stop(engine: Managed, timeout: float, stop_signal: int = signal.SIGTERM) -> None:
+    """``stop_signal`` to the supervisor, then wait for it and its worker to exit: callgrind
+    writes a process's counts as it exits. (``Managed.stop`` kills what outlives the supervisor
+    at once, before a worker under callgrind has written them.)"""
     tree = engine.tree()
     assert engine.process is not None
-    engine.process.send_signal(signal.SIGTERM)
+    engine.process.send_signal(stop_signal)
     deadline = time.monotonic() + timeout
     try:
         engine.process.wait(timeout)
@@ -133,17 +138,10 @@ def _stop(engine: Managed, timeout: float) -> None:
         raise RuntimeError("the engine did not stop in time; its counts were not written")
 
 
-def count_once(
-    workdir: Path, config: dict, port: int, placement: Placement, run: Callable[[], None]
-) -> tuple[int, Path]:
-    """Worker instructions over one engine lifetime in which ``run`` sends its requests, and
-    the worker's callgrind file."""
-    folder = Path(tempfile.mkdtemp(dir=workdir))
+def _engine_argv(folder: Path, config: dict, services: list[Service], port: int) -> list[str]:
+    """The engine with one worker, its configuration (which names the services) written out."""
     (folder / "config.json").write_text(json.dumps(config))
-    argv = [
-        "valgrind",
-        "--tool=callgrind",
-        f"--callgrind-out-file={folder}/callgrind.%p",
+    return [
         sys.executable,
         "-m",
         "passerelle",
@@ -161,23 +159,56 @@ def count_once(
         "--log-level",
         "WARNING",
     ]
-    engine = Managed("engine", argv, placement.proxy_cpus, folder / "engine.log").start()
+
+
+def _haproxy_argv(folder: Path, _: dict, services: list[Service], port: int) -> list[str]:
+    (folder / "haproxy.cfg").write_text(
+        haproxy_configuration(services, {services[0].name: port}, 1)
+    )
+    return ["haproxy", "-db", "-f", str(folder / "haproxy.cfg")]
+
+
+# How each product is started, and the signal that stops it after its last connection: both
+# make it exit normally, which is when callgrind writes its counts.
+PRODUCTS: dict[str, tuple[Callable[[Path, dict, list[Service], int], list[str]], int]] = {
+    "passerelle": (_engine_argv, signal.SIGTERM),
+    "haproxy": (_haproxy_argv, signal.SIGUSR1),  # soft stop; SIGTERM is HAProxy's hard stop
+}
+
+
+def count_once(
+    workdir: Path,
+    product: str,
+    config: dict,
+    services: list[Service],
+    port: int,
+    placement: Placement,
+    run: Callable[[], None],
+) -> tuple[int, Path]:
+    """Instructions of the process that served the requests over one lifetime in which ``run``
+    sends them, and its callgrind file."""
+    folder = Path(tempfile.mkdtemp(dir=workdir))
+    argv, stop_signal = PRODUCTS[product]
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/callgrind.%p"]
+    command = valgrind + argv(folder, config, services, port)
+    proxy = Managed(product, command, placement.proxy_cpus, folder / f"{product}.log").start()
     try:
         wait_http(port, timeout=START_TIMEOUT)
         run()
     finally:
-        _stop(engine, STOP_TIMEOUT)
-    return _busiest(folder, engine.pid)
+        _stop(proxy, STOP_TIMEOUT, stop_signal)
+    return _busiest(folder, proxy.pid, forks=product == "passerelle")
 
 
-def _busiest(folder: Path, supervisor: int) -> tuple[int, Path]:
-    """The worker's total and file: of the processes forked below the supervisor, the one that
-    executed the most (the one that served the requests; a short-lived child such as a worker
-    replaced at start-up, or a helper, executes far less)."""
+def _busiest(folder: Path, started: int, forks: bool) -> tuple[int, Path]:
+    """The serving process's total and file. For a product that ``forks`` workers: of the
+    processes forked below the one ``started``, the one that executed the most (the one that
+    served the requests; a short-lived child such as a worker replaced at start-up, or a
+    helper, executes far less). Otherwise the one started."""
     found: list[tuple[int, Path]] = []
     for path in folder.glob("callgrind.*"):
         total = _total(path)
-        if path.suffix != f".{supervisor}" and total is not None:
+        if (path.suffix != f".{started}") == forks and total is not None:
             found.append((total, path))
     if not found:
         raise RuntimeError(f"{folder}: no worker wrote its counts (did it exit normally?)")
@@ -185,9 +216,10 @@ def _busiest(folder: Path, supervisor: int) -> tuple[int, Path]:
 
 
 def per_request(
-    scenario: str, in_flight: int, first: int, second: int, workdir: Path
+    scenario: str, in_flight: int, first: int, second: int, workdir: Path, product: str
 ) -> tuple[float, list[Path]]:
-    """Worker instructions per request, and the callgrind files of the two runs."""
+    """Instructions per request of ``product``'s serving process, and the callgrind files of
+    the two runs."""
     placement = pinned()
     certificate = make_certificate(workdir, "backends", "ecdsa-p256")
     backends = BackEnds(workdir, placement, certificate).start()
@@ -207,8 +239,12 @@ def per_request(
 
             return run
 
-        low, low_file = count_once(workdir, config, port, placement, sending(first))
-        high, high_file = count_once(workdir, config, port, placement, sending(second))
+        low, low_file = count_once(
+            workdir, product, config, services, port, placement, sending(first)
+        )
+        high, high_file = count_once(
+            workdir, product, config, services, port, placement, sending(second)
+        )
     finally:
         backends.stop()
     return (high - low) / (second - first), [low_file, high_file]
@@ -225,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         "--requests", default="1000,4000", help="requests in the two runs (1000,4000)"
     )
     parser.add_argument(
+        "--product",
+        choices=sorted(PRODUCTS),
+        default="passerelle",
+        help="whose instructions: the engine's worker, or HAProxy with one thread",
+    )
+    parser.add_argument(
         "--keep-files",
         action="store_true",
         help="keep the worker's callgrind files (for callgrind_annotate) and print where",
@@ -235,14 +277,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--requests needs two counts, the first smaller; --in-flight at least 1")
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed (apt-get install valgrind)")
+    if args.product == "haproxy" and shutil.which("haproxy") is None:
+        parser.error("haproxy is not installed (apt-get install haproxy)")
     workdir = Path(tempfile.mkdtemp(prefix="passerelle-instructions-"))
     try:
-        count, files = per_request(args.scenario, args.in_flight, first, second, workdir)
+        count, files = per_request(
+            args.scenario, args.in_flight, first, second, workdir, args.product
+        )
     finally:
         if not args.keep_files:
             shutil.rmtree(workdir, ignore_errors=True)
+    who = "worker" if args.product == "passerelle" else "HAProxy"
     print(
-        f"{args.scenario}, {args.in_flight} in flight: {count:,.0f} worker instructions "
+        f"{args.scenario}, {args.in_flight} in flight: {count:,.0f} {who} instructions "
         f"per request ({first} and {second} requests)"
     )
     if args.keep_files:

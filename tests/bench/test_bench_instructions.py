@@ -1,5 +1,5 @@
-"""The instruction counter runs the engine under callgrind with the bench's back ends and a
-client holding requests in flight, and reports the worker's instructions per request."""
+"""The instruction counter runs the engine (or HAProxy) under callgrind with the bench's back
+ends and a client holding requests in flight, and reports instructions per request."""
 
 from __future__ import annotations
 
@@ -59,19 +59,30 @@ def test_the_client_keeps_its_requests_in_flight_and_reads_every_answer() -> Non
 
 
 @pytest.mark.timeout(400)
-def test_the_worker_instructions_per_request_are_counted(tmp_path: Path) -> None:
-    if shutil.which("valgrind") is None or shutil.which("nginx") is None:
-        pytest.skip("valgrind and nginx are installed by scripts/setup")
+@pytest.mark.parametrize(("product", "who"), [("passerelle", "worker"), ("haproxy", "HAProxy")])
+def test_the_instructions_per_request_are_counted(tmp_path: Path, product: str, who: str) -> None:
+    if not all(shutil.which(tool) for tool in ("valgrind", "nginx", "haproxy")):
+        pytest.skip("valgrind, nginx and haproxy are installed by scripts/setup")
     done = subprocess.run(
-        [sys.executable, "-m", "bench.instructions", "--in-flight", "5", "--requests", "50,250"],
+        [
+            sys.executable,
+            "-m",
+            "bench.instructions",
+            "--in-flight",
+            "5",
+            "--requests",
+            "50,250",
+            "--product",
+            product,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=380,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    found = re.search(r"l7, 5 in flight: ([\d,]+) worker instructions per request", done.stdout)
+    found = re.search(rf"l7, 5 in flight: ([\d,]+) {who} instructions per request", done.stdout)
     assert found, done.stdout
-    # A proxied keep-alive request costs tens of thousands of instructions in the worker;
+    # A proxied keep-alive request costs tens of thousands of instructions in either product;
     # a count far off that means the runs were not told apart or the wrong process was read.
     assert 10_000 < int(found.group(1).replace(",", "")) < 400_000, done.stdout
