@@ -48,7 +48,7 @@ from passerelle.engine.http.plain_head import (
     connection_option,
     header_kind,
 )
-from passerelle.engine.http.rules import RequestFacts, normalise_host
+from passerelle.engine.http.rules import ContentSwitch, RequestFacts, normalise_host
 from passerelle.engine.http.sockio import send_all
 from passerelle.engine.http.upstream import (
     IdlePool,
@@ -225,11 +225,13 @@ class HttpProxyConnection:
         "plan",
         "reader",
         "responded",
+        "routes",
         "row",
         "service",
         "service_slot",
         "sni",
         "sock",
+        "switch",
         "timeout",
         "tls",
         "tunnel_rest",
@@ -416,6 +418,8 @@ class HttpProxyConnection:
         # What a request reads of its service, held here: ServiceRuntime is not a compiled
         # class, and each of its attributes read from here would be a lookup by name.
         self.service_slot = service.slot
+        self.switch: ContentSwitch | None = service.switch
+        self.routes: dict[str | None, PoolRoute] = service.routes
         # The route of a service without SubVS, None when each request is switched.
         self.fixed_route: PoolRoute | None = (
             service.routes[None] if service.switch is None else None
@@ -463,9 +467,9 @@ class HttpProxyConnection:
             return False
 
     def _route(self, head: RequestHead) -> PoolRoute | None:
-        switch = self.service.switch
+        switch = self.switch
         if switch is None:
-            return self.service.default_route
+            return self.routes[None]
         facts = RequestFacts(
             host=normalise_host(head.get(b"host")),
             path=head.path.decode("latin-1"),
@@ -474,7 +478,7 @@ class HttpProxyConnection:
             header=head.text,
         )
         name = switch.choose(facts)
-        return None if name is None else self.service.routes.get(name)
+        return None if name is None else self.routes.get(name)
 
     def _persistence(
         self, route: PoolRoute, head: RequestHead

@@ -134,6 +134,8 @@ class RecentDecisions:
 class ServerRuntime:
     __slots__ = (
         "address",
+        "down_at",
+        "health",
         "key",
         "max_connections",
         "model",
@@ -156,6 +158,10 @@ class ServerRuntime:
         self.state = model.state
         self.slot = slot
         self.table = table
+        # The table's views, held here: read per request, an attribute of the (interpreted)
+        # table would be a generic look-up each time.
+        self.health = table.health
+        self.down_at = table.down_at
         self.token = cookie_token(self.key)
         # Which idle plain-HTTP connections may carry a request here (see upstream.PoolKey).
         self.plain_key = connection_pool_key(self.address, self.port, None, False)
@@ -166,11 +172,11 @@ class ServerRuntime:
 
     @property
     def healthy(self) -> bool:
-        return self.table.health[self.slot] == HEALTH_UP
+        return self.health[self.slot] == HEALTH_UP
 
     def usable(self) -> bool:
         """May take a new connection now: enabled, healthy and under its connection limit."""
-        if self.state != "enabled" or self.table.health[self.slot] != HEALTH_UP:
+        if self.state != "enabled" or self.health[self.slot] != HEALTH_UP:
             return False
         limit = self.max_connections
         return not (limit and self.table.value(self.slot, ACTIVE) >= limit)
@@ -266,7 +272,7 @@ class PoolRuntime:
             return None
         # A server that went down since (even if back up now) lost its clients to others at the
         # authority, maybe through another worker: ask again rather than take them back.
-        if server.table.down_at[server.slot] >= decided:
+        if server.down_at[server.slot] >= decided:
             return None
         return server
 
