@@ -37,6 +37,7 @@ import httptools
 from mypy_extensions import i64
 
 from .plain_head import (
+    ASCII_LOWER,
     CLOSE,
     CONNECTION,
     CONTENT_LENGTH,
@@ -133,12 +134,12 @@ class _HeaderLookup(_Record):
             for index in range(len(colons)):
                 if colons[index] == size:
                     line = lines[index + 1]
-                    if line[:size].lower() == name:
+                    if line[:size].translate(ASCII_LOWER) == name:
                         return header_value(line, size)
             return None
         for key, value in self._headers:
             # The length test skips lower() for nearly every header.
-            if len(key) == size and key.lower() == name:
+            if len(key) == size and key.translate(ASCII_LOWER) == name:
                 return value
         return None
 

@@ -43,6 +43,9 @@ _TARGET_TABLE: Final = _table(
 )
 # 1 at the bytes of a token, by byte value.
 _IS_TOKEN: Final = bytes(1 if byte in TOKEN_CHARS else 0 for byte in range(256))
+# bytes.lower() as a table: compiled, ``translate`` is a C call where ``lower()`` is a method
+# looked up by name through the interpreter (see the module doc).
+ASCII_LOWER: Final = bytes(byte | 0x20 if 0x41 <= byte <= 0x5A else byte for byte in range(256))
 PLAIN_METHODS: Final = frozenset(
     (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH")
 )
@@ -259,7 +262,7 @@ def _spelled(text: bytes, usual: bytes, lowercase: bytes) -> bool:
         return True
     if text[0] | 0x20 != lowercase[0]:
         return False
-    return text[: len(lowercase)].lower() == lowercase
+    return text[: len(lowercase)].translate(ASCII_LOWER) == lowercase
 
 
 def header_kind(line: bytes, colon: int) -> int:

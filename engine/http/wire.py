@@ -16,6 +16,8 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Final
 
+from .plain_head import ASCII_LOWER
+
 HOP_BY_HOP: Final[frozenset[bytes]] = frozenset(
     (
         b"connection",
@@ -132,7 +134,11 @@ class DropSet:
         """Whether the header named by the first ``size`` bytes of ``text`` (a name, or a
         header line whose colon is at ``size``) is left out."""
         lengths = self.lengths
-        return size < len(lengths) and lengths[size] != 0 and text[:size].lower() in self.names
+        return (
+            size < len(lengths)
+            and lengths[size] != 0
+            and text[:size].translate(ASCII_LOWER) in self.names
+        )
 
     def head_lines(self, headers: list[tuple[bytes, bytes]]) -> list[bytes]:
         """``Name: value`` for each header not left out, in order."""
