@@ -19,6 +19,7 @@ from passerelle.engine.http.codec import (
     ResponseReader,
 )
 from passerelle.engine.http.plain_head import (
+    ASCII_LOWER,
     decimal,
     head_lines,
     head_size,
@@ -382,3 +383,8 @@ def test_pieces_decline_what_is_not_plain() -> None:
     assert decimal(b"") == -1
     assert decimal(b"1a") == -1
     assert decimal(b"+1") == -1
+
+
+def test_the_lowering_table_lowers_as_bytes_lower_does() -> None:
+    every_byte = bytes(range(256))
+    assert every_byte.translate(ASCII_LOWER) == every_byte.lower()
