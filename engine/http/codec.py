@@ -170,6 +170,7 @@ class RequestHead(_HeaderLookup):
         "target",
         "upgrade",
         "version",
+        "whole",
     )
 
     def __init__(
@@ -186,6 +187,7 @@ class RequestHead(_HeaderLookup):
         connection: list[bytes],  # values of the Connection headers, as sent
         lines: list[bytes] = NO_LINES,
         colons: list[int] = NO_COLONS,
+        whole: bytes = b"",
     ) -> None:
         self.method = method
         self.target = target
@@ -199,6 +201,8 @@ class RequestHead(_HeaderLookup):
         self.connection = connection
         self.lines = lines
         self.colons = colons
+        # A plain HTTP/1.1 request without a body that came alone in one read: its bytes.
+        self.whole = whole
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -771,6 +775,7 @@ class RequestReader(_Reader):
                 connection,
                 lines,
                 colons,
+                data if body_end == len(data) == end and start == 0 and version == b"1.1" else b"",
             )
         )
         self._end_plain(data, end, body_end, keep_alive)

@@ -170,7 +170,7 @@ class HeaderPlan:
         self.response_end = [*added, *HEAD_END]
         self.response_end_close = [*added, b"Connection: close", *HEAD_END]
         self.response_end_keep_alive = [*added, b"Connection: keep-alive", *HEAD_END]
-        self._client_tails: dict[str, list[bytes]] = {}
+        self._client_tails: dict[str, bytes] = {}
 
     def request_tail(self, client_ip: str, xff_prior: list[bytes]) -> list[bytes]:
         """The end of a request head, serialised: X-Forwarded-*, added headers, the blank line."""
@@ -185,13 +185,15 @@ class HeaderPlan:
         lines += HEAD_END
         return lines
 
-    def client_tail(self, client_ip: str) -> list[bytes]:
-        """request_tail for a request that carried no X-Forwarded-For, kept per client."""
+    def client_tail(self, client_ip: str) -> bytes:
+        """request_tail for a request that carried no X-Forwarded-For, joined: what follows
+        the head's last header line and its CRLF. Kept per client."""
         tail = self._client_tails.get(client_ip)
         if tail is None:
             if len(self._client_tails) >= CLIENT_TAILS_KEPT:
                 self._client_tails.clear()
-            tail = self._client_tails[client_ip] = self.request_tail(client_ip, [])
+            tail = b"\r\n".join(self.request_tail(client_ip, []))
+            self._client_tails[client_ip] = tail
         return tail
 
 
@@ -593,6 +595,14 @@ class HttpProxyConnection:
         headers, plus what the service adds."""
         plan = self.plan
         drop = plan.request_forward_drop
+        whole = head.whole
+        if (
+            whole
+            and not head.connection
+            and drop.keeps_all(head.lines, head.colons, len(head.colons))
+        ):
+            # Nothing of it is left out: it goes on as it came, up to its blank line.
+            return whole[:-2] + plan.client_tail(self.client_ip)
         if head.connection:
             extra = extra_connection_options(head.connection)
             if extra:
@@ -619,7 +629,7 @@ class HttpProxyConnection:
             xff_prior = head.get_all(b"x-forwarded-for") if append_xff else []
             lines += plan.request_tail(self.client_ip, xff_prior)
         else:
-            lines += plan.client_tail(self.client_ip)
+            lines.append(plan.client_tail(self.client_ip))
         return b"\r\n".join(lines)
 
     def _forward(

@@ -494,6 +494,27 @@ def test_a_response_the_proxy_would_not_change_reaches_the_client_byte_for_byte(
     assert len(server.requests) == 5
 
 
+def test_a_request_head_nothing_is_left_out_of_goes_on_as_it_came(l7, raw):
+    """A plain HTTP/1.1 request head with no header to leave out reaches the server as the
+    client wrote it, the X-Forwarded-* lines after its last header; one with a hop-by-hop
+    header is rebuilt without it. The same through the general code (the first request, which
+    opens a server connection) and the lane (later ones, on the idle connection)."""
+    server = raw(serving(lambda m: response(200, b"ok", [])))
+    [port] = l7.deploy(l7_service(server))
+    client = Stream.connect(port, source="127.0.60.1")
+    sent = b"GET /as/sent?q=1 HTTP/1.1\r\nhOsT: app.test\r\nX-Kept:  1 \r\nAccept: */*\r\n"
+    expected = sent + b"X-Forwarded-For: 127.0.60.1\r\nX-Forwarded-Proto: http\r\n\r\n"
+    try:
+        for _ in range(3):
+            client.send(sent + b"\r\n")
+            assert client.response().body == b"ok"
+        client.send(sent + b"Keep-Alive: 300\r\n\r\n")
+        assert client.response().body == b"ok"
+    finally:
+        client.close()
+    assert [request.head.raw for request in server.requests] == [expected] * 4
+
+
 # -- timeouts and stale server connections -----------------------------------------------------
 
 

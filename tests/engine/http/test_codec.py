@@ -290,6 +290,26 @@ def test_a_header_reads_as_text_for_rules_whichever_reading_took_it(data: bytes)
     assert head.get_all(b"x-client") == [expected.encode("latin-1"), b"2"]
 
 
+ALONE = b"GET /a HTTP/1.1\r\nHost: a\r\nX-Kept: 1\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("chunk", "whole"),
+    [
+        (ALONE, True),
+        (ALONE + ALONE, False),  # pipelined: neither came alone
+        (b"GET /a HTTP/1.0\r\nHost: a\r\n\r\n", False),  # its start line is rewritten
+        (b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok", False),
+        (b"GET /a HTTP/1.1\r\nHost: a\r\nX: \xe9\r\n\r\n", False),  # not plain: llhttp's
+    ],
+    ids=["alone", "pipelined", "http10", "body", "obs-text"],
+)
+def test_a_request_that_came_alone_keeps_its_bytes(chunk: bytes, whole: bool) -> None:
+    head = feed_all(RequestReader(), chunk)[0]
+    assert isinstance(head, RequestHead)
+    assert head.whole == (chunk if whole else b"")
+
+
 def test_absolute_form_target_is_kept_as_sent() -> None:
     head = feed_all(RequestReader(), req(line=b"GET http://example.test/x?y HTTP/1.1"))[0]
     assert isinstance(head, RequestHead)
