@@ -1,5 +1,5 @@
 """Instructions one engine worker executes per request, counted by callgrind:
-``python -m bench.instructions [--scenario l7|switch|l4] [--in-flight K] [--requests N1,N2]
+``python -m bench.instructions [--scenario l7|switch|l4|tls] [--in-flight K] [--requests N1,N2]
 [--product passerelle|haproxy]``.
 
 Requests per second on a shared two-core host swing by 20-30% from one run to the next; the
@@ -14,6 +14,10 @@ answer, as a loaded worker sees them (about 25 requests per event-loop turn at 5
 connections); ``--in-flight 1`` sends one request at a time on one connection, so the loop turns
 once per request.
 
+``--scenario tls`` counts TLS offload (ECDSA P-256, TLS 1.3) with a new connection for every
+request, its session resumed, one connection at a time (``--in-flight`` does not apply): what a
+connection costs, accept to close, with the lightest handshake a returning client makes.
+
 ``--product haproxy`` counts HAProxy (one thread, the bench's configuration) the same way, for
 the user-space side of the comparison: both products make the same system calls per request.
 """
@@ -27,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.backends import BackEnds
-from bench.net import LOOPBACK, free_port, wait_http
+from bench.net import LOOPBACK, free_port, wait_http, wait_listening
 from bench.placement import Placement, pinned
 from bench.procs import Managed, running
 from bench.proxies.haproxy import configuration as haproxy_configuration
@@ -43,10 +48,16 @@ from bench.proxies.passerelle import configuration
 from bench.scenarios.throughput import l4_service, l7_service, switch_service
 from bench.services import SWITCH_HOST, Certificate, Service, make_certificate
 
+
+def tls_service(backends: BackEnds, certificates: dict[str, Certificate]) -> list[Service]:
+    return [Service("tls", "http", backends.pool, offload=certificates["ecdsa"])]
+
+
 SCENARIOS: dict[str, Callable[[BackEnds, dict[str, Certificate]], list[Service]]] = {
     "l7": l7_service,
     "switch": switch_service,
     "l4": l4_service,
+    "tls": tls_service,
 }
 START_TIMEOUT = 180.0  # an interpreter under callgrind starts about fifty times slower
 STOP_TIMEOUT = 60.0
@@ -97,6 +108,37 @@ class Client:
     def close(self) -> None:
         for conn in self.connections:
             conn.close()
+
+
+class ResumedTlsClient:
+    """A new TLS connection for each request, ``Connection: close``, resuming the session the
+    first one was given (as wrk does against an HTTPS URL with that header)."""
+
+    def __init__(self, port: int, host: str) -> None:
+        self.port = port
+        self.request = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+        self.session: ssl.SSLSession | None = None
+        self.resumed = 0
+
+    def send(self, count: int) -> None:
+        for _ in range(count):
+            raw = socket.create_connection((LOOPBACK, self.port), timeout=CLIENT_TIMEOUT)
+            with self.context.wrap_socket(raw, session=self.session) as conn:
+                conn.sendall(self.request)
+                answer = b""
+                while data := conn.recv(65536):
+                    answer += data
+                if not answer.startswith(b"HTTP/1.1 200"):
+                    raise ConnectionError(f"unexpected answer: {answer[:80]!r}")
+                self.resumed += conn.session_reused
+                self.session = conn.session  # the ticket came with the answer (TLS 1.3)
+
+    def close(self) -> None:
+        if self.resumed == 0:
+            raise RuntimeError("no TLS session was resumed: the count would be of full handshakes")
 
 
 def _content_length(head: bytes) -> int:
@@ -193,7 +235,10 @@ def count_once(
     command = valgrind + argv(folder, config, services, port)
     proxy = Managed(product, command, placement.proxy_cpus, folder / f"{product}.log").start()
     try:
-        wait_http(port, timeout=START_TIMEOUT)
+        if services[0].offload is None:
+            wait_http(port, timeout=START_TIMEOUT)
+        else:
+            wait_listening(port, timeout=START_TIMEOUT)
         run()
     finally:
         _stop(proxy, STOP_TIMEOUT, stop_signal)
@@ -224,14 +269,19 @@ def per_request(
     certificate = make_certificate(workdir, "backends", "ecdsa-p256")
     backends = BackEnds(workdir, placement, certificate).start()
     try:
-        services = SCENARIOS[scenario](backends, {})
+        offload = {"ecdsa": make_certificate(workdir, "offload", "ecdsa-p256")}
+        services = SCENARIOS[scenario](backends, offload)
         port = free_port()
         config = configuration(services, {services[0].name: port})
         host = SWITCH_HOST if scenario == "switch" else "bench.test"
 
         def sending(count: int) -> Callable[[], None]:
             def run() -> None:
-                client = Client(port, in_flight, host)
+                client: Client | ResumedTlsClient = (
+                    ResumedTlsClient(port, host)
+                    if scenario == "tls"
+                    else Client(port, in_flight, host)
+                )
                 try:
                     client.send(count)
                 finally:
@@ -288,8 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep_files:
             shutil.rmtree(workdir, ignore_errors=True)
     who = "worker" if args.product == "passerelle" else "HAProxy"
+    how = (
+        "a new connection per request, session resumed"
+        if args.scenario == "tls"
+        else f"{args.in_flight} in flight"
+    )
     print(
-        f"{args.scenario}, {args.in_flight} in flight: {count:,.0f} {who} instructions "
+        f"{args.scenario}, {how}: {count:,.0f} {who} instructions "
         f"per request ({first} and {second} requests)"
     )
     if args.keep_files:
