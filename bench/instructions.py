@@ -135,10 +135,11 @@ class ResumedTlsClient:
                     raise ConnectionError(f"unexpected answer: {answer[:80]!r}")
                 self.resumed += conn.session_reused
                 self.session = conn.session  # the ticket came with the answer (TLS 1.3)
+        if count > 1 and self.resumed == 0:
+            raise RuntimeError("no TLS session was resumed: the count would be of full handshakes")
 
     def close(self) -> None:
-        if self.resumed == 0:
-            raise RuntimeError("no TLS session was resumed: the count would be of full handshakes")
+        """Each connection was closed after its answer."""
 
 
 def _content_length(head: bytes) -> int:
@@ -203,7 +204,9 @@ def _engine_argv(folder: Path, config: dict, services: list[Service], port: int)
     ]
 
 
-def _haproxy_argv(folder: Path, _: dict, services: list[Service], port: int) -> list[str]:
+def _haproxy_argv(folder: Path, config: dict, services: list[Service], port: int) -> list[str]:
+    """HAProxy with one thread and the bench's configuration of ``services`` (the engine's
+    ``config`` does not apply), in the foreground."""
     (folder / "haproxy.cfg").write_text(
         haproxy_configuration(services, {services[0].name: port}, 1)
     )

@@ -138,7 +138,7 @@ class _HeaderLookup(_Record):
                         return header_value(line, size)
             return None
         for key, value in self._headers:
-            # The length test skips lower() for nearly every header.
+            # The length test skips lowering the name for nearly every header.
             if len(key) == size and key.translate(ASCII_LOWER) == name:
                 return value
         return None

@@ -423,9 +423,7 @@ class HttpProxyConnection:
         self.switch: ContentSwitch | None = service.switch
         self.routes: dict[str | None, PoolRoute] = service.routes
         # The route of a service without SubVS, None when each request is switched.
-        self.fixed_route: PoolRoute | None = (
-            service.routes[None] if service.switch is None else None
-        )
+        self.fixed_route: PoolRoute | None = self.routes[None] if self.switch is None else None
         self.vs = service.model
         self.plan = _header_plan(service)
 
@@ -471,7 +469,7 @@ class HttpProxyConnection:
     def _route(self, head: RequestHead) -> PoolRoute | None:
         switch = self.switch
         if switch is None:
-            return self.routes[None]
+            return self.fixed_route
         facts = RequestFacts(
             host=normalise_host(head.get(b"host")),
             path=head.path.decode("latin-1"),
