@@ -5,13 +5,9 @@ from __future__ import annotations
 import socket
 import time
 
-LOOPBACK = "127.0.0.1"
+from passerelle.testing.ports import LOOPBACK, free_port
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+__all__ = ["LOOPBACK", "free_port", "http_get", "wait_http", "wait_listening"]
 
 
 def http_get(port: int, path: str = "/", host: str = "bench.test", timeout: float = 2.0) -> bytes:

@@ -46,6 +46,7 @@ from passerelle.image.bootchecks import (
     check_virtual_service,
     expected_from,
 )
+from passerelle.testing.ports import free_port
 
 APPLIANCE_ADDRESS = "192.168.1.101"
 MANAGEMENT_PORT = 443
@@ -144,12 +145,6 @@ def firmware_for(image: Path, firmware: str) -> str:
         return firmware
     # A VHDX goes to Hyper-V generation 2 (UEFI, Secure Boot); the OVA's VMware VM is BIOS.
     return "uefi-secure" if image.suffix.lower() == ".vhdx" else "bios"
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def disk_from(image: Path, work: Path) -> tuple[Path, str]:
@@ -305,10 +300,10 @@ def boot_test(options: BootTestOptions) -> BootTestResult:
     if shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is None:
         raise BootTestError("QEMU not found: apt-get install qemu-system-x86 qemu-utils")
     firmware = firmware_for(options.image, options.firmware)
-    port = options.port or free_loopback_port()
+    port = options.port or free_port()
     forwards = {port: MANAGEMENT_PORT}
     if options.check == "appliance":
-        service_port = options.service_port or free_loopback_port()
+        service_port = options.service_port or free_port()
         if service_port == port:
             raise BootTestError(f"--port and --service-port are both {port}")
         forwards[service_port] = SERVICE_PORT

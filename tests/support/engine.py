@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ import pytest
 
 from passerelle.engine.manage.store import ConfigStore
 from passerelle.engine.model.errors import validate_config
+from passerelle.testing.ports import free_port
 
 # A TCP health check quick enough for tests: a stopped real server is down within a second.
 TCP_HEALTH = {"type": "tcp", "interval": 0.3, "timeout": 0.25, "retries": 1, "rise": 1}
-
-
-def free_port(address: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
 
 
 class EngineProcess:
