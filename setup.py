@@ -21,6 +21,8 @@ for package, folder in FOLDERS.items():
 PACKAGE_DATA = {
     # The compiled request path, when `python -m passerelle.compile_hot_path` has built it.
     "passerelle.engine": ["_compiled/*"],
+    # The source of a C module in that build: the engine checks the build against it.
+    "passerelle.engine.runtime": ["*.c"],
     "passerelle.engine.manage.templates": ["data/*.yaml"],
     "passerelle.engine.manage.licence": ["vendor_public_key.pem"],
 }

@@ -1,11 +1,12 @@
 """The request path compiled to C by mypyc, used only while it matches its sources.
 
 ``scripts/setup`` and the image build compile ``HOT_MODULES`` (see
-``passerelle.compile_hot_path``) into ``_compiled/``, with a manifest of each source's
-SHA-256. On the first import of one of them, the finder installed here checks the manifest:
-the build must be for this interpreter and every source unchanged since it, or all the hot
-modules run from source. It is all or nothing because compiled modules call each other directly,
-past the import system. ``PASSERELLE_COMPILED=0`` runs them from source on purpose.
+``passerelle.compile_hot_path``), and build ``C_MODULES`` from their C sources, into
+``_compiled/``, with a manifest of each source's SHA-256. On the first import of one of them,
+the finder installed here checks the manifest: the build must be for this interpreter and every
+source unchanged since it, or all the built modules run from source. It is all or nothing
+because compiled modules call each other directly, past the import system.
+``PASSERELLE_COMPILED=0`` runs them from source on purpose.
 
 Imports stay lazy: ``passerelle config apply`` imports the engine package and never runs a
 hot module, so it must not pay for hashing them.
@@ -37,6 +38,10 @@ HOT_MODULES = (
     "passerelle.engine.relay.spliced",
     "passerelle.engine.stats.deferred",
 )
+# Modules written in C for the build, each in place of the Python module of the same name, which
+# runs whenever the build does not.
+C_MODULES = ("passerelle.engine.runtime.nonblocking_io",)
+BUILT_MODULES = (*HOT_MODULES, *C_MODULES)
 # Modules outside the build whose ``Final`` constants the build carries as literals: a change to
 # them outdates it as much as a change to a hot module.
 INLINED_MODULES = ("passerelle.engine.stats.counters",)
@@ -48,9 +53,9 @@ MANIFEST = "manifest.json"
 
 
 def source_path(module: str, engine_root: str = ENGINE_ROOT) -> str:
-    """The source file of ``module`` (a name under passerelle.engine)."""
+    """The source file of ``module`` (a name under passerelle.engine) that the build is from."""
     relative = module.removeprefix(PACKAGE + ".").replace(".", os.sep)
-    return os.path.join(engine_root, relative + ".py")
+    return os.path.join(engine_root, relative + (".c" if module in C_MODULES else ".py"))
 
 
 def source_digest(path: str | Path) -> str:
@@ -88,7 +93,7 @@ def usable_build(
     files: dict[str, str] = {}
     modules: dict[str, dict[str, str]] = manifest.get("modules", {})
     inlined: dict[str, str] = manifest.get("inlined", {})
-    if set(modules) != set(HOT_MODULES) or set(inlined) != set(INLINED_MODULES):
+    if set(modules) != set(BUILT_MODULES) or set(inlined) != set(INLINED_MODULES):
         return {}, "built for another set of modules"
     digests = {module: entry["sha256"] for module, entry in modules.items()} | inlined
     for module, digest in digests.items():
@@ -123,8 +128,8 @@ class CompiledFinder:
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
     ) -> ModuleSpec | None:
-        if self.files is None and fullname not in HOT_MODULES:
-            return None  # nothing checked until a hot module is imported
+        if self.files is None and fullname not in BUILT_MODULES:
+            return None  # nothing checked until a built module is imported
         file = self.check().get(fullname)
         if file is None:
             return None

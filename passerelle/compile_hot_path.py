@@ -1,4 +1,5 @@
-"""Compiles the request path (``passerelle.engine.compiled.HOT_MODULES``) to C with mypyc.
+"""Compiles the request path (``passerelle.engine.compiled.HOT_MODULES``) to C with mypyc,
+and builds the C modules that stand in for Python ones (``C_MODULES``).
 
     python -m passerelle.compile_hot_path [--force]
 
@@ -24,7 +25,14 @@ from importlib import metadata
 from pathlib import Path
 
 from passerelle.engine import compiled
-from passerelle.engine.compiled import HOT_MODULES, MANIFEST, extension_suffix, source_digest
+from passerelle.engine.compiled import (
+    BUILT_MODULES,
+    C_MODULES,
+    HOT_MODULES,
+    MANIFEST,
+    extension_suffix,
+    source_digest,
+)
 
 # One shared library for the group; its name is the module the compiled modules import.
 GROUP = "passerelle_hot_path"
@@ -33,12 +41,16 @@ GROUP = "passerelle_hot_path"
 MYPY_FLAGS = ("--ignore-missing-imports", "--follow-imports=silent", "--python-version=3.11")
 BUILD_SCRIPT = """
 import sys
-from setuptools import setup
+from setuptools import Extension, setup
 from mypyc.build import mypycify
 
+c_modules = [Extension(name, [source], extra_compile_args=["-O2"]) for name, source in {c}]
 setup(
     name="{group}",
-    ext_modules=mypycify(sys.argv[3:], group_name="{group}", opt_level="3", debug_level="0"),
+    ext_modules=[
+        *mypycify(sys.argv[3:], group_name="{group}", opt_level="3", debug_level="0"),
+        *c_modules,
+    ],
     script_args=["build_ext", "--build-lib", sys.argv[1], "--build-temp", sys.argv[2]],
 )
 """
@@ -61,7 +73,7 @@ def build(engine_root: Path, force: bool = False) -> Path:
     # Taken before compiling: a source edited meanwhile then makes the build stale, not current.
     digests = {
         module: source_digest(compiled.source_path(module, str(engine_root)))
-        for module in (*HOT_MODULES, *compiled.INLINED_MODULES)
+        for module in (*BUILT_MODULES, *compiled.INLINED_MODULES)
     }
     with tempfile.TemporaryDirectory(prefix="passerelle-compile-") as scratch:
         tree = Path(scratch)
@@ -69,7 +81,8 @@ def build(engine_root: Path, force: bool = False) -> Path:
         (tree / "passerelle" / "__init__.py").write_text("")
         (tree / "passerelle" / "engine").symlink_to(engine_root.resolve())
         paths = [str(Path(*m.split(".")).with_suffix(".py")) for m in HOT_MODULES]
-        script = BUILD_SCRIPT.format(group=GROUP)
+        c_sources = [(m, str(Path(*m.split(".")).with_suffix(".c"))) for m in C_MODULES]
+        script = BUILD_SCRIPT.format(group=GROUP, c=repr(c_sources))
         command = [sys.executable, "-c", script, "lib", "temp", *MYPY_FLAGS, *paths]
         result = subprocess.run(command, cwd=tree, capture_output=True, text=True)
         if result.returncode != 0:
@@ -77,7 +90,7 @@ def build(engine_root: Path, force: bool = False) -> Path:
         staged = tree / "staged"
         staged.mkdir()
         modules: dict[str, dict[str, str]] = {}
-        for module in HOT_MODULES:
+        for module in BUILT_MODULES:
             name = module.rsplit(".", 1)[1] + suffix
             shutil.copy2(tree / "lib" / Path(*module.split(".")[:-1]) / name, staged / name)
             modules[module] = {"file": name, "sha256": digests[module]}
@@ -105,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     engine_root = Path(compiled.ENGINE_ROOT)
     os.environ.setdefault("MYPY_FORCE_COLOR", "0")
     out = build(engine_root, force=args.force)
-    print(f"compiled {len(HOT_MODULES)} modules into {out}")
+    print(f"compiled {len(HOT_MODULES)} modules and built {len(C_MODULES)} into {out}")
     return 0
 
 

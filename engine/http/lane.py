@@ -19,7 +19,6 @@ reading (renegotiation) is let go.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from functools import partial
 from ssl import SSLEOFError, SSLError, SSLWantReadError, SSLWantWriteError, SSLZeroReturnError
@@ -38,6 +37,7 @@ from passerelle.engine.http.codec import (
 )
 from passerelle.engine.http.upstream import ResponseListener, ServerConnection, ServerFailed
 from passerelle.engine.http.wire import is_connection_auth
+from passerelle.engine.runtime import nonblocking_io
 from passerelle.engine.stats.counters import ACTIVE, BYTES_IN, BYTES_OUT, REQUESTS, TOTAL, WIDTH
 
 if TYPE_CHECKING:
@@ -48,9 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECV_SIZE: Final = 65536
-# Held in C statics when compiled: `os.read` would look the name up in the module every call.
-_os_read: Final = os.read
-_os_write: Final = os.write
+# Held in C statics when compiled: `read` would look the name up in the module every call.
+_os_read: Final = nonblocking_io.read
+_os_write: Final = nonblocking_io.write
 # What a client may send while its request is being answered (pipelining) before the lane
 # stops reading from it until the answer is out.
 BACKLOG_LIMIT: Final = 65536
@@ -135,8 +135,8 @@ class Lane(ResponseListener):
         self.proxy = proxy
         # gevent keeps the kernel socket under its wrapper non-blocking: the lane reads and
         # writes its descriptor (or, for TLS, the OpenSSL connection over it) directly and
-        # never waits on it. os.read and os.write take their arguments more cheaply than the
-        # socket methods do.
+        # never waits on it. Reads and writes on the descriptor (nonblocking_io) cost less than
+        # the socket methods.
         sock = proxy.sock
         self.fd = sock.fileno()
         self.tls = getattr(sock, "_sslobj", None)

@@ -31,6 +31,7 @@ from gevent.hub import get_hub
 from passerelle.engine.relay import splice as pipes
 from passerelle.engine.relay.ends import close_both, shutdown_write
 from passerelle.engine.relay.tally import ByteTally
+from passerelle.engine.runtime import nonblocking_io
 from passerelle.engine.stats.deferred import DeferredCounts
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,8 @@ _BURST = 16
 # Reads up to this size are copied through Python; a read that fills it starts splicing.
 SMALL = 16 * 1024
 # Final: compiled, they are C statics rather than a dictionary look-up per message.
-_os_read: Final = os.read
-_os_write: Final = os.write
+_os_read: Final = nonblocking_io.read
+_os_write: Final = nonblocking_io.write
 # Idle checks per idle timeout: a quiet connection is closed after the idle timeout plus at most
 # one check's interval.
 _IDLE_CHECKS = 4
@@ -111,8 +112,8 @@ class _Direction:
     def _readable(self) -> None:
         # The path of every small message, so it is all in this one call: a read, a write, the
         # counters. It costs two system calls, against two splices plus the pipe's bookkeeping;
-        # a read that fills the buffer means a stream, which is spliced instead. os.read and
-        # os.write take their arguments more cheaply than the socket methods do.
+        # a read that fills the buffer means a stream, which is spliced instead. Reads and writes
+        # on the descriptors (nonblocking_io) cost less than the socket methods.
         if self.streaming:
             self._stream()
             return

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from passerelle.engine import compiled
-from passerelle.engine.compiled import HOT_MODULES, SWITCH
+from passerelle.engine.compiled import BUILT_MODULES, SWITCH
 
 from support.engine import free_port
 from support.http_peers import l7_service
@@ -71,7 +71,7 @@ def build(tmp_path: Path) -> tuple[Path, Path]:
     root, out = tmp_path / "engine", tmp_path / "engine" / "_compiled"
     out.mkdir(parents=True)
     modules = {}
-    for module in HOT_MODULES:
+    for module in BUILT_MODULES:
         source = Path(compiled.source_path(module, str(root)))
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_text(f"# {module}\n")
@@ -103,7 +103,7 @@ def test_a_build_that_matches_its_sources_is_used(build):
     root, out = build
     files, state = compiled.usable_build(str(out), str(root))
     assert state == "compiled"
-    assert set(files) == {*HOT_MODULES, RUNTIME_LIBRARY}
+    assert set(files) == {*BUILT_MODULES, RUNTIME_LIBRARY}
     assert files["passerelle.engine.http.lane"] == str(out / f"lane{compiled.extension_suffix()}")
 
 
@@ -114,6 +114,17 @@ def test_an_edited_source_sends_every_hot_module_back_to_source(build):
     files, state = compiled.usable_build(str(out), str(root))
     assert files == {}
     assert state.startswith("passerelle.engine.http.lane changed since it was compiled")
+
+
+def test_an_edited_c_source_sends_every_built_module_back_to_source(build):
+    root, out = build
+    module = "passerelle.engine.runtime.nonblocking_io"
+    source = Path(compiled.source_path(module, str(root)))
+    assert source.suffix == ".c"
+    source.write_text(source.read_text() + "/* edited */\n")
+    files, state = compiled.usable_build(str(out), str(root))
+    assert files == {}
+    assert state.startswith(f"{module} changed since it was compiled")
 
 
 def test_an_edited_constant_the_build_carries_sends_it_back_to_source(build):
@@ -147,6 +158,9 @@ def test_the_finder_answers_only_for_the_hot_modules(build):
     assert finder.files is None  # nothing checked for a module it does not compile
     spec = finder.find_spec("passerelle.engine.http.codec")
     assert spec is not None and spec.origin == str(out / f"codec{compiled.extension_suffix()}")
+    c_module = finder.find_spec("passerelle.engine.runtime.nonblocking_io")
+    assert c_module is not None
+    assert c_module.origin == str(out / f"nonblocking_io{compiled.extension_suffix()}")
     assert finder.find_spec(RUNTIME_LIBRARY).origin.endswith(
         RUNTIME_LIBRARY + compiled.extension_suffix()
     )
