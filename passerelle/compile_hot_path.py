@@ -56,12 +56,22 @@ setup(
 """
 
 
+def _made_by() -> dict[str, str]:
+    """What made a build besides its sources: the mypy and the interpreter (headers included)."""
+    return {"mypy": metadata.version("mypy"), "python": sys.version}
+
+
 def _is_current(out: Path, engine_root: Path) -> bool:
-    """True when ``out`` holds a build the engine would load, made by this mypy."""
+    """True when ``out`` holds a build the engine would load, made by this mypy and Python.
+
+    Two builds of CPython 3.11 share a file suffix, so the engine would load either; but one
+    built against another interpreter's headers is rebuilt here, where it costs only time.
+    """
     files, _ = compiled.usable_build(str(out), str(engine_root))
     if not files or not all(os.path.exists(file) for file in files.values()):
         return False
-    return json.loads((out / MANIFEST).read_text()).get("mypy") == metadata.version("mypy")
+    manifest = json.loads((out / MANIFEST).read_text())
+    return all(manifest.get(key) == value for key, value in _made_by().items())
 
 
 def build(engine_root: Path, force: bool = False) -> Path:
@@ -98,7 +108,7 @@ def build(engine_root: Path, force: bool = False) -> Path:
         shutil.copy2(tree / "lib" / (runtime + suffix), staged / (runtime + suffix))
         manifest = {
             "suffix": suffix,
-            "mypy": metadata.version("mypy"),
+            **_made_by(),
             "modules": modules,
             "inlined": {module: digests[module] for module in compiled.INLINED_MODULES},
             "runtime": {runtime: runtime + suffix},

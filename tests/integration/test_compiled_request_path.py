@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from passerelle import compile_hot_path
 from passerelle.engine import compiled
 from passerelle.engine.compiled import BUILT_MODULES, SWITCH
 
@@ -144,6 +145,20 @@ def test_a_build_for_another_interpreter_is_not_loaded(build):
     files, state = compiled.usable_build(str(out), str(root))
     assert files == {}
     assert "cpython-312" in state
+
+
+def test_a_build_made_by_another_interpreter_is_made_again(build):
+    # Two CPython 3.11 builds share the file suffix: only the manifest tells them apart.
+    root, out = build
+    for file in files_of(out).values():
+        Path(file).write_bytes(b"")
+    manifest = json.loads((out / compiled.MANIFEST).read_text())
+    (out / compiled.MANIFEST).write_text(json.dumps(manifest | compile_hot_path._made_by()))
+    assert compile_hot_path._is_current(out, root)
+    manifest |= compile_hot_path._made_by() | {"python": "3.11.7 (main) [GCC 12.2.0]"}
+    (out / compiled.MANIFEST).write_text(json.dumps(manifest))
+    assert not compile_hot_path._is_current(out, root)
+    assert compiled.usable_build(str(out), str(root))[1] == "compiled"  # the engine could load it
 
 
 def test_no_build_means_source(tmp_path):
